@@ -1,0 +1,275 @@
+// Package reports writes the report of an audit in the formats its readers
+// use: text for a terminal, json for scripts (spec §5), markdown for CI job
+// summaries and pull-request comments, and junit for CI test views.
+//
+// Every format renders the whole report in memory first, so a report that
+// cannot be encoded writes nothing, and w sees a single Write.
+package reports
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/twicehq/twice/twicetype"
+)
+
+// Reporter writes a report in one format.
+type Reporter interface {
+	// Write writes r to w. It writes nothing when r cannot be encoded.
+	Write(w io.Writer, r *twicetype.Report) error
+}
+
+// Options tune a Reporter.
+type Options struct {
+	// Color turns on ANSI colours in the text format; the caller decides
+	// (a terminal, --color). Other formats ignore it.
+	Color bool
+	// Source names what was audited (files, a source from the config) for
+	// headers. Empty means unnamed.
+	Source string
+}
+
+// Formats lists the format names New accepts, the default first.
+var Formats = []string{"text", "json", "markdown", "junit"}
+
+// New returns the Reporter for format, one of Formats.
+func New(format string, opts Options) (Reporter, error) {
+	switch format {
+	case "text":
+		return &textReporter{opts: opts}, nil
+	case "json":
+		return &jsonReporter{}, nil
+	case "markdown":
+		return &markdownReporter{opts: opts}, nil
+	case "junit":
+		return &junitReporter{}, nil
+	}
+	return nil, fmt.Errorf("unknown report format %q (known: %s)", format, strings.Join(Formats, ", "))
+}
+
+var errNilReport = errors.New("reports: nil report")
+
+// listCap bounds the jobs and events listed per finding in the formats
+// people read; json lists them all.
+const listCap = 10
+
+// malformedCap bounds the malformed lines listed in the formats people read.
+const malformedCap = 20
+
+// capList returns the first n items of list and how many it left off.
+func capList(list []string, n int) ([]string, int) {
+	if len(list) <= n {
+		return list, 0
+	}
+	return list[:n], len(list) - n
+}
+
+// joinCapped joins at most listCap items of list, each passed through
+// quote, with ", " and says how many more there were.
+func joinCapped(list []string, quote func(string) string) string {
+	shown, more := capList(list, listCap)
+	parts := make([]string, len(shown))
+	for i, s := range shown {
+		parts[i] = quote(s)
+	}
+	out := strings.Join(parts, ", ")
+	if more > 0 {
+		out += fmt.Sprintf(" … and %d more", more)
+	}
+	return out
+}
+
+// detectorCount is one row of the per-detector table.
+type detectorCount struct {
+	ID    string
+	Count int
+	// Severity is the highest severity among the detector's findings,
+	// SeverityNone when it has none.
+	Severity twicetype.Severity
+}
+
+// detectorCounts lists the detectors of Summary.Findings in the order of
+// twicetype.DetectorIDs, then ids unknown to it sorted. A detector that has
+// findings but is missing from Summary.Findings is listed too, with the
+// number of its findings, so no finding goes unaccounted.
+func detectorCounts(r *twicetype.Report) []detectorCount {
+	worst := map[string]twicetype.Severity{}
+	found := map[string]int{}
+	for i := range r.Findings {
+		f := &r.Findings[i]
+		found[f.Detector]++
+		worst[f.Detector] = max(worst[f.Detector], f.Severity)
+	}
+	counts := make(map[string]int, len(r.Summary.Findings)+len(found))
+	for id, n := range r.Summary.Findings {
+		counts[id] = n
+	}
+	for id, n := range found {
+		if _, ok := counts[id]; !ok {
+			counts[id] = n
+		}
+	}
+	rows := make([]detectorCount, 0, len(counts))
+	for _, id := range twicetype.DetectorIDs {
+		if n, ok := counts[id]; ok {
+			rows = append(rows, detectorCount{ID: id, Count: n, Severity: worst[id]})
+			delete(counts, id)
+		}
+	}
+	rest := make([]string, 0, len(counts))
+	for id := range counts {
+		rest = append(rest, id)
+	}
+	slices.Sort(rest)
+	for _, id := range rest {
+		rows = append(rows, detectorCount{ID: id, Count: counts[id], Severity: worst[id]})
+	}
+	return rows
+}
+
+// group is the findings of one detector, in report order.
+type group struct {
+	Detector string
+	Findings []*twicetype.Finding
+}
+
+// groupFindings groups findings by detector; groups come in the order their
+// first finding appears in the report.
+func groupFindings(fs []twicetype.Finding) []group {
+	var groups []group
+	index := map[string]int{}
+	for i := range fs {
+		f := &fs[i]
+		g, ok := index[f.Detector]
+		if !ok {
+			g = len(groups)
+			index[f.Detector] = g
+			groups = append(groups, group{Detector: f.Detector})
+		}
+		groups[g].Findings = append(groups[g].Findings, f)
+	}
+	return groups
+}
+
+// fingerprint returns the finding's fingerprint, derived from detector and
+// subject when the detector left it empty.
+func fingerprint(f *twicetype.Finding) string {
+	if f.Fingerprint != "" {
+		return f.Fingerprint
+	}
+	return twicetype.Fingerprint(f.Detector, f.Subject)
+}
+
+// timeRange formats the summary's event time range, "none" without events.
+func timeRange(s *twicetype.Summary) string {
+	if s.Events == 0 {
+		return "none"
+	}
+	return fmt.Sprintf("%s to %s (%s)", twicetype.FormatTime(s.From), twicetype.FormatTime(s.To),
+		time.Duration(s.To-s.From))
+}
+
+// malformedLeftOff says how many malformed lines a list of shown lines
+// leaves off, counting those Summary.MalformedLines itself did not keep.
+func malformedLeftOff(s *twicetype.Summary, shown int) int64 {
+	return max(s.Malformed, int64(len(s.MalformedLines))) - int64(shown)
+}
+
+// clean makes text from events safe to show: control characters (newlines,
+// tabs, ANSI escapes), bidirectional controls and invalid UTF-8 are written
+// as Go escapes, so event data can neither break the layout nor drive the
+// terminal.
+func clean(s string) string {
+	if !needsClean(s) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case unsafeRune(r):
+			q := strconv.QuoteRuneToASCII(r)
+			b.WriteString(q[1 : len(q)-1])
+		default:
+			b.WriteString(s[i : i+size])
+		}
+		i += size
+	}
+	return b.String()
+}
+
+func needsClean(s string) bool {
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if (r == utf8.RuneError && size == 1) || unsafeRune(r) {
+			return true
+		}
+		i += size
+	}
+	return false
+}
+
+func unsafeRune(r rune) bool {
+	return unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r)
+}
+
+// detailPairs formats details as clean key=value pairs sorted by key.
+func detailPairs(d map[string]any) []string {
+	keys := make([]string, 0, len(d))
+	for k := range d {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	pairs := make([]string, len(keys))
+	for i, k := range keys {
+		pairs[i] = clean(k) + "=" + formatValue(d[k])
+	}
+	return pairs
+}
+
+// formatValue formats one details value for people: scalars as written,
+// strings quoted when they would be ambiguous, times in the report layout,
+// and anything else as compact JSON (maps with sorted keys).
+func formatValue(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return "null"
+	case string:
+		return quoteIfNeeded(x)
+	case time.Time:
+		return twicetype.FormatTime(x.UnixNano())
+	case error:
+		return quoteIfNeeded(x.Error())
+	case fmt.Stringer:
+		return quoteIfNeeded(x.String())
+	case bool, int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64, uintptr:
+		return fmt.Sprint(x)
+	case float32:
+		return strconv.FormatFloat(float64(x), 'g', -1, 32)
+	case float64:
+		return strconv.FormatFloat(x, 'g', -1, 64)
+	}
+	if b, err := json.Marshal(v); err == nil {
+		return clean(string(b))
+	}
+	return clean(fmt.Sprint(v))
+}
+
+// quoteIfNeeded returns s as is when it reads unambiguously in a key=value
+// list, and Go-quoted otherwise.
+func quoteIfNeeded(s string) string {
+	if s == "" || strings.ContainsAny(s, " =\"\\,") || needsClean(s) {
+		return strconv.Quote(s)
+	}
+	return s
+}

@@ -1,0 +1,154 @@
+package reports
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/twicehq/twice/twicetype"
+)
+
+// textReporter writes the report for a terminal.
+type textReporter struct {
+	opts Options
+}
+
+// ANSI SGR sequences. Each is five bytes long: tabwriter counts escape
+// codes as width, so a column aligns as long as every cell in it carries
+// the same number of code bytes (see painter.cell).
+const (
+	ansiReset   = "\x1b[0m"
+	ansiBold    = "\x1b[01m"
+	ansiRed     = "\x1b[31m"
+	ansiYellow  = "\x1b[33m"
+	ansiCyan    = "\x1b[36m"
+	ansiDefault = "\x1b[39m"
+)
+
+// painter colours text when on.
+type painter bool
+
+func (p painter) paint(code, s string) string {
+	if !p {
+		return s
+	}
+	return code + s + ansiReset
+}
+
+func (p painter) bold(s string) string { return p.paint(ansiBold, s) }
+
+// severity paints a severity name; SeverityNone is written "-".
+func (p painter) severity(s twicetype.Severity) string {
+	if s == twicetype.SeverityNone {
+		return p.paint(ansiDefault, "-")
+	}
+	return p.paint(severityColor(s), s.String())
+}
+
+func severityColor(s twicetype.Severity) string {
+	switch s {
+	case twicetype.Critical, twicetype.High:
+		return ansiRed
+	case twicetype.Medium:
+		return ansiYellow
+	case twicetype.Low:
+		return ansiCyan
+	}
+	return ansiDefault
+}
+
+func (t *textReporter) Write(w io.Writer, r *twicetype.Report) error {
+	if r == nil {
+		return errNilReport
+	}
+	var buf bytes.Buffer
+	tw := tabwriter.NewWriter(&buf, 0, 0, 2, ' ', 0)
+	p := painter(t.opts.Color)
+	s := &r.Summary
+
+	// Header: what was audited and the event time it covers.
+	what := "twice audit"
+	if t.opts.Source != "" {
+		what += " of " + clean(t.opts.Source)
+	}
+	when := "no events"
+	if s.Events > 0 {
+		when = "events from " + twicetype.FormatTime(s.From) + " to " + twicetype.FormatTime(s.To)
+	}
+	fmt.Fprintf(tw, "%s: %s\n\n", p.bold(what), when)
+
+	fmt.Fprintln(tw, p.bold("Summary"))
+	fmt.Fprintf(tw, "  events\t%d\n", s.Events)
+	fmt.Fprintf(tw, "  repeated ids\t%d\n", s.RepeatedIDs)
+	fmt.Fprintf(tw, "  malformed\t%d\n", s.Malformed)
+	fmt.Fprintf(tw, "  late\t%d\n", s.Late)
+	fmt.Fprintf(tw, "  jobs\t%d\n", s.Jobs)
+	fmt.Fprintf(tw, "  effects\t%d\n", s.Effects)
+	fmt.Fprintf(tw, "  pending\t%d\n", s.Pending)
+	if s.Evicted > 0 {
+		fmt.Fprintf(tw, "  evicted\t%d (dropped by the memory cap: coverage reduced)\n", s.Evicted)
+	}
+	fmt.Fprintf(tw, "  time range\t%s\n", timeRange(s))
+
+	fmt.Fprintf(tw, "\n%s\n", p.bold("Findings"))
+	if rows := detectorCounts(r); len(rows) > 0 {
+		fmt.Fprintf(tw, "  DETECTOR\t%s\tCOUNT\n", p.paint(ansiDefault, "SEVERITY"))
+		for _, row := range rows {
+			fmt.Fprintf(tw, "  %s\t%s\t%d\n", clean(row.ID), p.severity(row.Severity), row.Count)
+		}
+	}
+	if len(r.Findings) == 0 {
+		fmt.Fprintln(tw, "  No findings.")
+	}
+
+	for _, g := range groupFindings(r.Findings) {
+		fmt.Fprintf(tw, "\n%s\n", p.bold(fmt.Sprintf("%s (%d)", clean(g.Detector), len(g.Findings))))
+		for i, f := range g.Findings {
+			if i > 0 {
+				fmt.Fprintln(tw)
+			}
+			writeTextFinding(tw, p, f)
+		}
+	}
+
+	if s.Malformed > 0 || len(s.MalformedLines) > 0 {
+		fmt.Fprintf(tw, "\n%s\n", p.bold(fmt.Sprintf("Malformed lines (%d)", max(s.Malformed, int64(len(s.MalformedLines))))))
+		shown := s.MalformedLines[:min(len(s.MalformedLines), malformedCap)]
+		for _, m := range shown {
+			fmt.Fprintf(tw, "  %s\n", clean(m.Error()))
+		}
+		if more := malformedLeftOff(s, len(shown)); more > 0 {
+			fmt.Fprintf(tw, "  … and %d more\n", more)
+		}
+	}
+
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err := w.Write(buf.Bytes())
+	return err
+}
+
+func writeTextFinding(w io.Writer, p painter, f *twicetype.Finding) {
+	fmt.Fprintf(w, "  [%s] %s\n", p.severity(f.Severity), clean(f.Subject))
+	if f.Message != "" {
+		fmt.Fprintf(w, "    %s\n", clean(f.Message))
+	}
+	if f.Cause != "" {
+		fmt.Fprintf(w, "    cause\t%s\n", clean(f.Cause))
+	}
+	fmt.Fprintf(w, "    count\t%d\n", f.Count)
+	fmt.Fprintf(w, "    first\t%s\n", twicetype.FormatTime(f.FirstTime))
+	fmt.Fprintf(w, "    last\t%s\n", twicetype.FormatTime(f.LastTime))
+	if len(f.Jobs) > 0 {
+		fmt.Fprintf(w, "    jobs\t%s\n", joinCapped(f.Jobs, clean))
+	}
+	if len(f.Events) > 0 {
+		fmt.Fprintf(w, "    events\t%s\n", joinCapped(f.Events, clean))
+	}
+	if len(f.Details) > 0 {
+		fmt.Fprintf(w, "    details\t%s\n", strings.Join(detailPairs(f.Details), " "))
+	}
+}

@@ -1,0 +1,59 @@
+package twicetype
+
+import "strconv"
+
+// ReportVersion is the version of the JSON report format (spec §5).
+const ReportVersion = 1
+
+// Report is what an audit produced: a summary and findings, most severe
+// first, then by detector id, then by subject.
+type Report struct {
+	Summary  Summary
+	Findings []Finding
+}
+
+// Summary counts what an audit read (spec §5). Times are Unix nanoseconds
+// and are meaningful only when Events > 0.
+type Summary struct {
+	// Events counts valid events once each.
+	Events int64
+	// RepeatedIDs counts valid lines whose identity was already seen.
+	RepeatedIDs int64
+	// Malformed counts lines that were not valid events.
+	Malformed int64
+	// Late counts events that arrived after the watermark had passed their
+	// time; they are still audited, in arrival order.
+	Late int64
+	// Jobs counts distinct job ids.
+	Jobs int64
+	// Effects counts effect events.
+	Effects int64
+	// Pending counts distinct jobs whose missing-effect or lost-job deadline
+	// lies after the end of input.
+	Pending int64
+	From    int64
+	To      int64
+	// Findings counts findings per enabled detector id.
+	Findings map[string]int
+	// MalformedLines lists the first malformed lines (at most
+	// MaxMalformedLines); Malformed has the full count.
+	MalformedLines []Malformed
+	// Evicted counts state records dropped by a memory cap before they
+	// could no longer produce a finding; non-zero means reduced coverage.
+	Evicted int64
+}
+
+// MaxMalformedLines bounds Summary.MalformedLines.
+const MaxMalformedLines = 1000
+
+// Malformed is one line that was not a valid event.
+type Malformed struct {
+	Source string
+	Line   int64
+	Reason string
+}
+
+// Error formats the malformed line as "source:line: reason".
+func (m Malformed) Error() string {
+	return m.Source + ":" + strconv.FormatInt(m.Line, 10) + ": " + m.Reason
+}
