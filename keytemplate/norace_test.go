@@ -1,0 +1,5 @@
+//go:build !race
+
+package keytemplate
+
+const raceEnabled = false
