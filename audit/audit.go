@@ -1,0 +1,82 @@
+// Package audit turns a validated configuration into a running audit: it
+// builds the engine's options (expectation rules, detector settings,
+// redaction) and the collectors for the inputs. The CLI and, later, the
+// sidecar share it.
+package audit
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"slices"
+
+	"github.com/twicehq/twice/config"
+	"github.com/twicehq/twice/detectors"
+	"github.com/twicehq/twice/engine"
+	"github.com/twicehq/twice/keytemplate"
+)
+
+// EngineOptions builds engine options from a configuration.
+func EngineOptions(cfg *config.Config) engine.Options {
+	rules := make([]detectors.Rule, len(cfg.Expect))
+	for i, r := range cfg.Expect {
+		tmpl := r.EffectKey
+		rules[i] = detectors.Rule{
+			JobType: r.JobType,
+			Effect:  r.Effect,
+			Within:  r.Within,
+			Count:   r.Count,
+			Render: func(j *detectors.Job) (string, bool) {
+				return tmpl.Render(keytemplate.Fields{
+					Key: j.Key, Entity: j.Entity, JobID: j.ID,
+					JobType: j.Type, Queue: j.Queue, Attrs: j.Attrs,
+				})
+			},
+		}
+	}
+	settings := make(map[string]detectors.Settings, len(cfg.Detectors))
+	for id, d := range cfg.Detectors {
+		settings[id] = detectors.Settings{
+			Enabled:       d.Enabled,
+			Severity:      d.Severity,
+			MaxPerKey:     d.MaxPerKey,
+			MaxStartDelay: d.MaxStartDelay,
+			LostAfter:     d.LostAfter,
+			Window:        d.Window,
+			Amplification: d.Amplification,
+			MinAttempts:   d.MinAttempts,
+		}
+	}
+	return engine.Options{
+		Detectors: detectors.Options{
+			Rules:     rules,
+			Detectors: settings,
+			Horizon:   cfg.Engine.Horizon,
+			Redact:    Redactor(cfg.Redact),
+		},
+		Lateness:      cfg.Engine.Lateness,
+		ReorderBuffer: cfg.Engine.ReorderBuffer,
+	}
+}
+
+// Redactor returns the function that hashes the named fields' values, or
+// nil when no field is redacted. The same value hashes the same in every
+// field, so a redacted job_id still matches across findings.
+func Redactor(fields []string) func(field, value string) string {
+	if len(fields) == 0 {
+		return nil
+	}
+	set := slices.Clone(fields)
+	return func(field, value string) string {
+		if !slices.Contains(set, field) {
+			return value
+		}
+		return Redact(value)
+	}
+}
+
+// Redact hashes a value the way reports show redacted fields:
+// "redacted:" and the first 16 hex digits of its SHA-256.
+func Redact(value string) string {
+	sum := sha256.Sum256([]byte(value))
+	return "redacted:" + hex.EncodeToString(sum[:8])
+}

@@ -1,0 +1,522 @@
+package detectors
+
+import (
+	"time"
+
+	"github.com/twicehq/twice/twicetype"
+)
+
+// Job is what the Set knows of one job_id. The identifying fields hold the
+// first value seen (spec §1); each detector keeps its own state here too.
+type Job struct {
+	ID      string
+	Type    string
+	Queue   string
+	Key     string
+	Entity  string
+	Attrs   []byte
+	started int64 // time of the first event of the job
+
+	lastSeen int64
+	released bool
+
+	// rendered holds, per rule index, the effect key the rule renders for
+	// this job ("" when it cannot be rendered or the rule does not apply).
+	rendered []string
+
+	// replays are the job.dead → job.enqueued pairs of the job, by order.
+	replays []replay
+	// dead is set while the job's last job.dead was not followed by an
+	// enqueue or a success.
+	deadOrd  uint64
+	deadTime int64
+	deadRef  string
+	deadQ    string
+
+	// succeeded is set once any attempt of the job succeeded.
+	succeeded bool
+
+	ebf   ebfState
+	dupEx dupExecState
+	stale staleState
+	lost  lostState
+	miss  int // expectations not yet judged
+}
+
+type replay struct{ deadOrd, enqOrd uint64 }
+
+// EffectKey is what the Set knows of one effect_key: every effect observed
+// with it, in order.
+type EffectKey struct {
+	Key      string
+	effects  []effectObs
+	lastSeen int64
+	released bool
+}
+
+type effectObs struct {
+	ref     string
+	effect  string
+	jobID   string
+	time    int64
+	ord     uint64
+	attempt int64
+}
+
+// Entity is what the Set knows of one entity.
+type Entity struct {
+	Name     string
+	hasSeq   bool
+	maxSeq   int64
+	lastSeq  int64
+	lastSeen int64
+	released bool
+
+	ooo      oooState
+	terminal bool
+	termTime int64
+	termRef  string
+	termOrd  uint64
+}
+
+// refs are the records an event touches, resolved once per event.
+type refs struct {
+	job    *Job
+	key    *EffectKey
+	entity *Entity
+	ord    uint64
+}
+
+type linkKey struct{ effect, key string }
+
+type expiry[T any] struct {
+	at  int64
+	rec *T
+}
+
+// Set runs the enabled detectors over one stream of events.
+type Set struct {
+	opts      Options
+	settings  map[string]Settings
+	rules     []Rule
+	horizon   int64
+	detectors []Detector
+	observers []eventObserver
+	advancers []advancer
+
+	jobs     map[string]*Job
+	keys     map[string]*EffectKey
+	entities map[string]*Entity
+	// linked maps an effect type and rendered key to the jobs that render
+	// it (spec §1: linking by template).
+	linked map[linkKey][]*Job
+
+	jobExp    fifo[expiry[Job]]
+	keyExp    fifo[expiry[EffectKey]]
+	entityExp fifo[expiry[Entity]]
+
+	clock   int64
+	started bool
+	ord     uint64
+
+	findings *Findings
+}
+
+// New builds a Set from options. It does no I/O.
+func New(opts Options) *Set {
+	settings := DefaultSettings()
+	for id, st := range opts.Detectors {
+		settings[id] = st
+	}
+	s := &Set{
+		opts:     opts,
+		settings: settings,
+		rules:    opts.Rules,
+		jobs:     make(map[string]*Job),
+		keys:     make(map[string]*EffectKey),
+		entities: make(map[string]*Entity),
+		linked:   make(map[linkKey][]*Job),
+		findings: newFindings(),
+	}
+	horizon := opts.Horizon
+	if horizon <= 0 {
+		horizon = DefaultHorizon
+	}
+	for _, st := range settings {
+		horizon = max(horizon, st.LostAfter, st.MaxStartDelay, st.Window)
+	}
+	for _, r := range opts.Rules {
+		horizon = max(horizon, r.Within)
+	}
+	s.horizon = int64(horizon)
+
+	all := []Detector{
+		newDuplicateEffect(settings[twicetype.DuplicateEffect]),
+		newMissingEffect(settings[twicetype.MissingEffect], opts.Rules),
+		newEffectBeforeFailure(settings[twicetype.EffectBeforeFailure]),
+		newDuplicateExecution(settings[twicetype.DuplicateExecution]),
+		newOutOfOrder(settings[twicetype.OutOfOrder]),
+		newStaleExecution(settings[twicetype.StaleExecution]),
+		newEffectAfterTerminal(settings[twicetype.EffectAfterTerminal]),
+		newLostJob(settings[twicetype.LostJob]),
+		newRetryStorm(settings[twicetype.RetryStorm]),
+		newDeadLetter(settings[twicetype.DeadLetter]),
+	}
+	for _, d := range all {
+		if !settings[d.ID()].Enabled {
+			continue
+		}
+		s.detectors = append(s.detectors, d)
+		if o, ok := d.(eventObserver); ok {
+			s.observers = append(s.observers, o)
+		}
+		if a, ok := d.(advancer); ok {
+			s.advancers = append(s.advancers, a)
+		}
+	}
+	return s
+}
+
+// Enabled returns the ids of the enabled detectors, in spec order.
+func (s *Set) Enabled() []string {
+	ids := make([]string, len(s.detectors))
+	for i, d := range s.detectors {
+		ids[i] = d.ID()
+	}
+	return ids
+}
+
+// Clock returns the event time the Set has reached (its watermark).
+func (s *Set) Clock() int64 { return s.clock }
+
+// Findings returns the findings collected so far.
+func (s *Set) Findings() *Findings { return s.findings }
+
+// Process applies one event. Events must come in event-time order; an
+// event older than the clock (a late event) is applied where it arrives.
+func (s *Set) Process(ev *twicetype.Event) {
+	if !s.started || ev.Time > s.clock {
+		if s.started {
+			s.advance(ev.Time)
+		}
+		s.clock = ev.Time
+		s.started = true
+	}
+	s.ord++
+	r := refs{ord: s.ord}
+	if ev.JobID != "" {
+		r.job = s.job(ev)
+	}
+	if ev.Kind == twicetype.Effect {
+		r.key = s.effectKey(ev.EffectKey, ev.Time)
+	}
+	if ev.Entity != "" && (ev.Kind == twicetype.Effect || ev.Kind == twicetype.State) {
+		r.entity = s.entity(ev.Entity, ev.Time)
+	}
+	if r.job != nil && ev.Kind == twicetype.JobEnqueued && r.job.deadOrd != 0 {
+		r.job.replays = append(r.job.replays, replay{deadOrd: r.job.deadOrd, enqOrd: r.ord})
+	}
+	for _, o := range s.observers {
+		o.observe(s, ev, &r)
+	}
+	s.afterObserve(ev, &r)
+}
+
+// afterObserve updates the shared state the detectors read as "before
+// this event".
+func (s *Set) afterObserve(ev *twicetype.Event, r *refs) {
+	if e := r.entity; e != nil && ev.HasSeq {
+		if !e.hasSeq || ev.Seq > e.maxSeq {
+			e.maxSeq = ev.Seq
+		}
+		e.lastSeq = ev.Seq
+		e.hasSeq = true
+	}
+	if j := r.job; j != nil {
+		switch ev.Kind {
+		case twicetype.JobDead:
+			j.deadOrd, j.deadTime, j.deadRef = r.ord, ev.Time, s.ref(ev)
+			j.deadQ = ev.Queue
+			if j.deadQ == "" {
+				j.deadQ = j.Queue
+			}
+		case twicetype.JobEnqueued:
+			j.deadOrd = 0
+		case twicetype.JobSucceeded:
+			j.deadOrd = 0
+			j.succeeded = true
+		}
+	}
+	if ev.Kind == twicetype.Effect {
+		r.key.effects = append(r.key.effects, effectObs{
+			ref: s.ref(ev), effect: ev.Effect, jobID: ev.JobID,
+			time: ev.Time, ord: r.ord, attempt: attemptOf(ev),
+		})
+	}
+}
+
+func attemptOf(ev *twicetype.Event) int64 {
+	if ev.HasAttempt {
+		return ev.Attempt
+	}
+	return 0
+}
+
+// job returns the record of the event's job, creating it. From job.*
+// events it takes the first value seen of the job's identifying fields; an
+// effect's own fields describe the effect, not its job.
+func (s *Set) job(ev *twicetype.Event) *Job {
+	j := s.jobs[ev.JobID]
+	if j == nil {
+		j = &Job{ID: ev.JobID, started: ev.Time, lastSeen: ev.Time}
+		s.jobs[ev.JobID] = j
+		s.jobExp.push(expiry[Job]{at: ev.Time + s.horizon, rec: j})
+	}
+	if ev.Time > j.lastSeen {
+		j.lastSeen = ev.Time
+	}
+	if !ev.Kind.IsJob() {
+		return j
+	}
+	changed := false
+	for _, f := range [...]struct {
+		dst *string
+		v   string
+	}{
+		{&j.Type, ev.JobType}, {&j.Queue, ev.Queue}, {&j.Key, ev.Key}, {&j.Entity, ev.Entity},
+	} {
+		if *f.dst == "" && f.v != "" {
+			*f.dst, changed = f.v, true
+		}
+	}
+	if j.Attrs == nil && ev.Attrs != nil {
+		j.Attrs, changed = ev.Attrs, true
+	}
+	if changed && len(s.rules) > 0 {
+		s.render(j)
+	}
+	return j
+}
+
+// render recomputes the effect keys the rules render for j and keeps the
+// linking index in step.
+func (s *Set) render(j *Job) {
+	if j.rendered == nil {
+		j.rendered = make([]string, len(s.rules))
+	}
+	for i, rule := range s.rules {
+		key := ""
+		if rule.JobType == j.Type {
+			if k, ok := rule.Render(j); ok {
+				key = k
+			}
+		}
+		if key == j.rendered[i] {
+			continue
+		}
+		if old := j.rendered[i]; old != "" {
+			s.unlink(linkKey{rule.Effect, old}, j)
+		}
+		j.rendered[i] = key
+		if key != "" {
+			lk := linkKey{rule.Effect, key}
+			if !containsJob(s.linked[lk], j) {
+				s.linked[lk] = append(s.linked[lk], j)
+			}
+		}
+	}
+}
+
+func containsJob(js []*Job, j *Job) bool {
+	for _, x := range js {
+		if x == j {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Set) unlink(lk linkKey, j *Job) {
+	js := s.linked[lk]
+	for i, x := range js {
+		if x == j {
+			js = append(js[:i], js[i+1:]...)
+			break
+		}
+	}
+	if len(js) == 0 {
+		delete(s.linked, lk)
+	} else {
+		s.linked[lk] = js
+	}
+}
+
+// linkedJobs returns the jobs whose rendered key for an effect of type
+// effect equals key (spec §1).
+func (s *Set) linkedJobs(effect, key string) []*Job {
+	if len(s.linked) == 0 {
+		return nil
+	}
+	return s.linked[linkKey{effect, key}]
+}
+
+// effectJob returns the job an effect event links to for per-attempt
+// rules: its job_id, or by template when exactly one job renders its key.
+func (s *Set) effectJob(ev *twicetype.Event, r *refs) *Job {
+	if r.job != nil {
+		return r.job
+	}
+	if js := s.linkedJobs(ev.Effect, ev.EffectKey); len(js) == 1 {
+		return js[0]
+	}
+	return nil
+}
+
+func (s *Set) effectKey(key string, t int64) *EffectKey {
+	k := s.keys[key]
+	if k == nil {
+		k = &EffectKey{Key: key, lastSeen: t}
+		s.keys[key] = k
+		s.keyExp.push(expiry[EffectKey]{at: t + s.horizon, rec: k})
+	}
+	if t > k.lastSeen {
+		k.lastSeen = t
+	}
+	return k
+}
+
+func (s *Set) entity(name string, t int64) *Entity {
+	e := s.entities[name]
+	if e == nil {
+		e = &Entity{Name: name, lastSeen: t}
+		s.entities[name] = e
+		s.entityExp.push(expiry[Entity]{at: t + s.horizon, rec: e})
+	}
+	if t > e.lastSeen {
+		e.lastSeen = t
+	}
+	return e
+}
+
+// advance fires deadlines strictly before t and releases idle state.
+func (s *Set) advance(t int64) {
+	for _, a := range s.advancers {
+		a.advance(s, t)
+	}
+	for s.jobExp.len() > 0 && s.jobExp.peek().at < t {
+		x := s.jobExp.pop()
+		if at := x.rec.lastSeen + s.horizon; at >= t {
+			s.jobExp.push(expiry[Job]{at: at, rec: x.rec})
+			continue
+		}
+		s.releaseJob(x.rec)
+	}
+	for s.keyExp.len() > 0 && s.keyExp.peek().at < t {
+		x := s.keyExp.pop()
+		if at := x.rec.lastSeen + s.horizon; at >= t {
+			s.keyExp.push(expiry[EffectKey]{at: at, rec: x.rec})
+			continue
+		}
+		s.releaseKey(x.rec)
+	}
+	for s.entityExp.len() > 0 && s.entityExp.peek().at < t {
+		x := s.entityExp.pop()
+		if at := x.rec.lastSeen + s.horizon; at >= t {
+			s.entityExp.push(expiry[Entity]{at: at, rec: x.rec})
+			continue
+		}
+		s.releaseEntity(x.rec)
+	}
+}
+
+func (s *Set) releaseJob(j *Job) {
+	if j.released {
+		return
+	}
+	for _, d := range s.detectors {
+		if r, ok := d.(jobReleaser); ok {
+			r.releaseJob(s, j)
+		}
+	}
+	for i, key := range j.rendered {
+		if key != "" {
+			s.unlink(linkKey{s.rules[i].Effect, key}, j)
+		}
+	}
+	j.released = true
+	delete(s.jobs, j.ID)
+}
+
+func (s *Set) releaseKey(k *EffectKey) {
+	if k.released {
+		return
+	}
+	for _, d := range s.detectors {
+		if r, ok := d.(keyReleaser); ok {
+			r.releaseKey(s, k)
+		}
+	}
+	k.released = true
+	delete(s.keys, k.Key)
+}
+
+func (s *Set) releaseEntity(e *Entity) {
+	if e.released {
+		return
+	}
+	for _, d := range s.detectors {
+		if r, ok := d.(entityReleaser); ok {
+			r.releaseEntity(s, e)
+		}
+	}
+	e.released = true
+	delete(s.entities, e.Name)
+}
+
+// Finish ends the audit at end, the largest event time of the input: it
+// fires every deadline at or before end, releases all state and returns
+// the number of distinct jobs whose deadlines lie after end.
+func (s *Set) Finish(end int64) (pending int64) {
+	pendingJobs := make(map[*Job]struct{})
+	for _, a := range s.advancers {
+		a.finish(s, end, func(j *Job) { pendingJobs[j] = struct{}{} })
+	}
+	// Effect keys first: duplicate-effect links their effects to jobs
+	// that must still be known. The expiry queues hold every live record
+	// in a deterministic order (by first event), so draining them releases
+	// in that order.
+	for s.keyExp.len() > 0 {
+		s.releaseKey(s.keyExp.pop().rec)
+	}
+	for s.entityExp.len() > 0 {
+		s.releaseEntity(s.entityExp.pop().rec)
+	}
+	for s.jobExp.len() > 0 {
+		s.releaseJob(s.jobExp.pop().rec)
+	}
+	for _, d := range s.detectors {
+		if f, ok := d.(finisher); ok {
+			f.finishAll(s)
+		}
+	}
+	return int64(len(pendingJobs))
+}
+
+// show returns a value as reports may show it (redacted when configured).
+func (s *Set) show(field, v string) string {
+	if s.opts.Redact == nil || v == "" {
+		return v
+	}
+	return s.opts.Redact(field, v)
+}
+
+// ref names an event in findings: its id (redacted like the id field) or,
+// without one, where it was read.
+func (s *Set) ref(ev *twicetype.Event) string {
+	if ev.ID != "" {
+		return s.show("id", ev.ID)
+	}
+	return ev.Ref()
+}
+
+func fmtDur(ns int64) string { return time.Duration(ns).String() }
