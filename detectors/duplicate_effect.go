@@ -43,6 +43,11 @@ func (d *duplicateEffect) releaseKey(s *Set, k *EffectKey) {
 			link(e.jobID, s.jobs[e.jobID], e.ord)
 			continue
 		}
+		// Jobs that rendered the key when the effect was seen, and those
+		// that render it now (a job may learn its key later).
+		for _, id := range e.linked {
+			link(id, s.jobs[id], e.ord)
+		}
 		for _, j := range s.linkedJobs(e.effect, k.Key) {
 			link(j.ID, j, e.ord)
 		}

@@ -1,6 +1,9 @@
 package detectors
 
 import (
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/twicehq/twice/internal/hashset"
 	"time"
 
 	"github.com/twicehq/twice/twicetype"
@@ -55,9 +58,12 @@ type EffectKey struct {
 }
 
 type effectObs struct {
-	ref     string
-	effect  string
-	jobID   string
+	ref    string
+	effect string
+	jobID  string
+	// linked are the jobs that rendered the effect's key when it was
+	// observed, for an effect without job_id.
+	linked  []string
 	time    int64
 	ord     uint64
 	attempt int64
@@ -105,6 +111,7 @@ type Set struct {
 	advancers []advancer
 
 	jobs     map[string]*Job
+	jobIDs   hashset.Set // every job id seen, for the summary
 	keys     map[string]*EffectKey
 	entities map[string]*Entity
 	// linked maps an effect type and rendered key to the jobs that render
@@ -186,6 +193,9 @@ func (s *Set) Enabled() []string {
 	return ids
 }
 
+// Jobs returns the number of distinct job ids seen.
+func (s *Set) Jobs() int64 { return int64(s.jobIDs.Len()) }
+
 // Clock returns the event time the Set has reached (its watermark).
 func (s *Set) Clock() int64 { return s.clock }
 
@@ -248,8 +258,14 @@ func (s *Set) afterObserve(ev *twicetype.Event, r *refs) {
 		}
 	}
 	if ev.Kind == twicetype.Effect {
+		var linked []string
+		if ev.JobID == "" {
+			for _, j := range s.linkedJobs(ev.Effect, ev.EffectKey) {
+				linked = append(linked, j.ID)
+			}
+		}
 		r.key.effects = append(r.key.effects, effectObs{
-			ref: s.ref(ev), effect: ev.Effect, jobID: ev.JobID,
+			ref: s.ref(ev), effect: ev.Effect, jobID: ev.JobID, linked: linked,
 			time: ev.Time, ord: r.ord, attempt: attemptOf(ev),
 		})
 	}
@@ -270,6 +286,7 @@ func (s *Set) job(ev *twicetype.Event) *Job {
 	if j == nil {
 		j = &Job{ID: ev.JobID, started: ev.Time, lastSeen: ev.Time}
 		s.jobs[ev.JobID] = j
+		s.jobIDs.Add(xxhash.Sum64String(ev.JobID))
 		s.jobExp.push(expiry[Job]{at: ev.Time + s.horizon, rec: j})
 	}
 	if ev.Time > j.lastSeen {
@@ -398,18 +415,12 @@ func (s *Set) entity(name string, t int64) *Entity {
 	return e
 }
 
-// advance fires deadlines strictly before t and releases idle state.
+// advance fires deadlines strictly before t and releases idle state:
+// effect keys and entities before jobs, so that a key judged now still
+// sees the jobs its effects link to.
 func (s *Set) advance(t int64) {
 	for _, a := range s.advancers {
 		a.advance(s, t)
-	}
-	for s.jobExp.len() > 0 && s.jobExp.peek().at < t {
-		x := s.jobExp.pop()
-		if at := x.rec.lastSeen + s.horizon; at >= t {
-			s.jobExp.push(expiry[Job]{at: at, rec: x.rec})
-			continue
-		}
-		s.releaseJob(x.rec)
 	}
 	for s.keyExp.len() > 0 && s.keyExp.peek().at < t {
 		x := s.keyExp.pop()
@@ -426,6 +437,14 @@ func (s *Set) advance(t int64) {
 			continue
 		}
 		s.releaseEntity(x.rec)
+	}
+	for s.jobExp.len() > 0 && s.jobExp.peek().at < t {
+		x := s.jobExp.pop()
+		if at := x.rec.lastSeen + s.horizon; at >= t {
+			s.jobExp.push(expiry[Job]{at: at, rec: x.rec})
+			continue
+		}
+		s.releaseJob(x.rec)
 	}
 }
 

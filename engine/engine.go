@@ -19,9 +19,8 @@ import (
 	"errors"
 	"time"
 
-	"github.com/cespare/xxhash/v2"
-
 	"github.com/twicehq/twice/detectors"
+	"github.com/twicehq/twice/internal/hashset"
 	"github.com/twicehq/twice/twicetype"
 )
 
@@ -48,8 +47,7 @@ type Options struct {
 type Engine struct {
 	opts Options
 	det  *detectors.Set
-	ids  idSet
-	jobs idSet
+	ids  hashset.Set
 	sum  twicetype.Summary
 
 	buf       reorderBuffer
@@ -90,7 +88,7 @@ func (e *Engine) Malformed(m twicetype.Malformed) error {
 // Add takes one valid event. The engine keeps the pointer until the event
 // has been audited; the caller must not change the event afterwards.
 func (e *Engine) Add(ev *twicetype.Event) {
-	if !e.ids.add(ev.Identity) {
+	if !e.ids.Add(ev.Identity) {
 		e.sum.RepeatedIDs++
 		return
 	}
@@ -104,9 +102,6 @@ func (e *Engine) Add(ev *twicetype.Event) {
 	s.Events++
 	if ev.Kind == twicetype.Effect {
 		s.Effects++
-	}
-	if ev.JobID != "" {
-		e.jobs.add(xxhash.Sum64String(ev.JobID))
 	}
 	late := e.released && ev.Time < e.watermark
 	if e.opts.Lateness >= 0 && s.Events > 1 && ev.Time < e.maxTime-int64(e.opts.Lateness) {
@@ -156,7 +151,7 @@ func (e *Engine) Finish() *twicetype.Report {
 	if e.sum.Events > 0 {
 		e.sum.Pending = e.det.Finish(e.sum.To)
 	}
-	e.sum.Jobs = int64(e.jobs.len())
+	e.sum.Jobs = e.det.Jobs()
 	f := e.det.Findings()
 	e.sum.Findings = f.Counts(e.det.Enabled())
 	e.finished = &twicetype.Report{Summary: e.sum, Findings: f.Sorted()}

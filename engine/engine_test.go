@@ -14,23 +14,6 @@ func at(sec int64, id string) *twicetype.Event {
 	}
 }
 
-func TestIDSetCountsEachHashOnce(t *testing.T) {
-	var s idSet
-	for i := uint64(0); i < 10000; i++ {
-		if !s.add(i * 7919) {
-			t.Fatalf("add(%d) = false on first add", i*7919)
-		}
-	}
-	for i := uint64(0); i < 10000; i++ {
-		if s.add(i * 7919) {
-			t.Fatalf("add(%d) = true on second add", i*7919)
-		}
-	}
-	if s.len() != 10000 {
-		t.Fatalf("len = %d, want 10000", s.len())
-	}
-}
-
 func TestReorderBufferReleasesInTimeThenArrivalOrder(t *testing.T) {
 	var b reorderBuffer
 	in := []bufItem{{time: 5, seq: 1}, {time: 1, seq: 2}, {time: 5, seq: 3}, {time: 3, seq: 4}, {time: 1, seq: 5}}

@@ -1,0 +1,53 @@
+// Package hashset is a compact set of 64-bit hashes.
+package hashset
+
+// Set is a compact set of 64-bit hashes: open addressing with linear
+// probing, 8 bytes a slot, at most 3/4 full. Zero marks an empty slot, so
+// the hash 0 is stored as 1.
+type Set struct {
+	slots []uint64
+	n     int
+}
+
+// Add inserts h and reports whether it was new.
+func (s *Set) Add(h uint64) bool {
+	if h == 0 {
+		h = 1
+	}
+	if 4*(s.n+1) > 3*len(s.slots) {
+		s.grow()
+	}
+	mask := uint64(len(s.slots) - 1)
+	for i := h & mask; ; i = (i + 1) & mask {
+		switch s.slots[i] {
+		case h:
+			return false
+		case 0:
+			s.slots[i] = h
+			s.n++
+			return true
+		}
+	}
+}
+
+// Len returns the number of hashes in the set.
+func (s *Set) Len() int { return s.n }
+
+func (s *Set) grow() {
+	old := s.slots
+	size := max(1024, 2*len(old))
+	s.slots = make([]uint64, size)
+	s.n = 0
+	mask := uint64(size - 1)
+	for _, h := range old {
+		if h == 0 {
+			continue
+		}
+		i := h & mask
+		for s.slots[i] != 0 {
+			i = (i + 1) & mask
+		}
+		s.slots[i] = h
+		s.n++
+	}
+}
