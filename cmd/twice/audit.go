@@ -1,0 +1,251 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"runtime/pprof"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/twicehq/twice/audit"
+	"github.com/twicehq/twice/collectors"
+	"github.com/twicehq/twice/collectors/file"
+	"github.com/twicehq/twice/config"
+	"github.com/twicehq/twice/engine"
+	"github.com/twicehq/twice/reports"
+	"github.com/twicehq/twice/twicetype"
+)
+
+// maxMalformedPrinted bounds the malformed lines printed on stderr; the
+// report lists more and counts all.
+const maxMalformedPrinted = 20
+
+type auditFlags struct {
+	config        string
+	format        string
+	output        string
+	failOn        string
+	color         string
+	strict        bool
+	quiet         bool
+	lateness      string
+	horizon       string
+	reorderBuffer int
+	cpuProfile    string
+	memProfile    string
+}
+
+func newAuditCmd(e env) *cobra.Command {
+	var f auditFlags
+	cmd := &cobra.Command{
+		Use:   "audit [FILE...]",
+		Short: "Audit captured events and print a report",
+		Long: `audit reads normalized events (JSON Lines; '-' is stdin, '.gz' is read as
+gzip) from the files given, or from the sources of twice.yaml when none are,
+runs every enabled detector and prints a report.
+
+Exit codes: 0 no finding at or above --fail-on, 1 findings, 2 usage or
+configuration error, 3 input could not be read.`,
+		Example: `  twice audit events.jsonl
+  twice audit --config twice.yaml --format json -o report.json jobs.jsonl effects.jsonl.gz
+  zcat events.jsonl.gz | twice audit --fail-on high -`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runAudit(cmd, e, f, args)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVarP(&f.config, "config", "c", "", "twice.yaml to use (default: built-in defaults)")
+	fl.StringVarP(&f.format, "format", "f", "text", "report format: "+strings.Join(reports.Formats, "|"))
+	fl.StringVarP(&f.output, "output", "o", "", "write the report to FILE instead of stdout")
+	fl.StringVar(&f.failOn, "fail-on", "low", "exit 1 when a finding is at or above this severity: critical|high|medium|low|none")
+	fl.StringVar(&f.color, "color", "auto", "colour the text report: auto|always|never")
+	fl.BoolVar(&f.strict, "strict", false, "fail (exit 3) on the first malformed line")
+	fl.BoolVarP(&f.quiet, "quiet", "q", false, "do not print malformed lines on stderr")
+	fl.StringVar(&f.lateness, "lateness", "", "allowed lateness of events (overrides engine.lateness)")
+	fl.StringVar(&f.horizon, "horizon", "", "how long state is kept after its last event (overrides engine.horizon)")
+	fl.IntVar(&f.reorderBuffer, "reorder-buffer", 0, "most events held for reordering (overrides engine.reorder_buffer)")
+	fl.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the audit to FILE")
+	fl.StringVar(&f.memProfile, "memprofile", "", "write a heap profile at the end of the audit to FILE")
+	_ = fl.MarkHidden("cpuprofile")
+	_ = fl.MarkHidden("memprofile")
+	return cmd
+}
+
+func runAudit(cmd *cobra.Command, e env, f auditFlags, args []string) error {
+	failOn, err := twicetype.ParseSeverity(f.failOn)
+	if err != nil {
+		return usageErr("--fail-on: %v", err)
+	}
+	switch f.color {
+	case "auto", "always", "never":
+	default:
+		return usageErr("--color: want auto, always or never, got %q", f.color)
+	}
+	cfg, err := loadConfig(f)
+	if err != nil {
+		return err
+	}
+	paths := args
+	if len(paths) == 0 {
+		for _, s := range cfg.Sources {
+			paths = append(paths, s.Paths...)
+		}
+	}
+	if len(paths) == 0 {
+		return usageErr("no input: name files (or - for stdin), or sources in twice.yaml")
+	}
+	stdinUses := 0
+	cols := make([]collectors.Collector, len(paths))
+	for i, p := range paths {
+		if p == "-" {
+			stdinUses++
+		}
+		cols[i] = file.New(p, file.Options{Stdin: e.stdin})
+	}
+	if stdinUses > 1 {
+		return usageErr("stdin (-) can be read only once")
+	}
+	reporter, err := reports.New(f.format, reports.Options{
+		Color:  useColor(e, f),
+		Source: strings.Join(paths, ", "),
+	})
+	if err != nil {
+		return usageErr("--format: %v", err)
+	}
+
+	opts := audit.EngineOptions(cfg)
+	opts.Strict = f.strict
+	printed := 0
+	opts.OnMalformed = func(m twicetype.Malformed) {
+		if f.quiet {
+			return
+		}
+		if printed < maxMalformedPrinted {
+			fmt.Fprintf(e.stderr, "twice: malformed: %s\n", m.Error())
+		}
+		printed++
+	}
+	eng := engine.New(opts)
+	stopProfile, err := startProfile(f.cpuProfile)
+	if err != nil {
+		return usageErr("--cpuprofile: %v", err)
+	}
+	err = engine.Run(cmd.Context(), eng, cols)
+	if err == nil {
+		eng.Finish()
+	}
+	stopProfile()
+	if err != nil {
+		return inputErr(err)
+	}
+	if err := writeHeapProfile(f.memProfile); err != nil {
+		return usageErr("--memprofile: %v", err)
+	}
+	rep := eng.Finish()
+	if !f.quiet && printed > maxMalformedPrinted {
+		fmt.Fprintf(e.stderr, "twice: %d more malformed lines not shown (see the report)\n", printed-maxMalformedPrinted)
+	}
+	if err := writeReport(e, f.output, reporter, rep); err != nil {
+		return inputErr(err)
+	}
+	if failOn != twicetype.SeverityNone {
+		for _, fd := range rep.Findings {
+			if fd.Severity >= failOn {
+				return &exitError{code: exitFindings}
+			}
+		}
+	}
+	return nil
+}
+
+func loadConfig(f auditFlags) (*config.Config, error) {
+	cfg := config.Default()
+	if f.config != "" {
+		var err error
+		if cfg, err = config.Load(f.config); err != nil {
+			return nil, usageErr("%v", err)
+		}
+	}
+	if f.lateness != "" {
+		d, err := time.ParseDuration(f.lateness)
+		if err != nil || d < 0 {
+			return nil, usageErr("--lateness: want a Go duration ≥ 0 like 30s, got %q", f.lateness)
+		}
+		cfg.Engine.Lateness = d
+	}
+	if f.horizon != "" {
+		d, err := time.ParseDuration(f.horizon)
+		if err != nil || d <= 0 {
+			return nil, usageErr("--horizon: want a Go duration > 0 like 24h, got %q", f.horizon)
+		}
+		cfg.Engine.Horizon = d
+	}
+	if f.reorderBuffer != 0 {
+		if f.reorderBuffer < 0 {
+			return nil, usageErr("--reorder-buffer: want at least 1, got %d", f.reorderBuffer)
+		}
+		cfg.Engine.ReorderBuffer = f.reorderBuffer
+	}
+	return cfg, nil
+}
+
+func useColor(e env, f auditFlags) bool {
+	switch f.color {
+	case "always":
+		return true
+	case "never":
+		return false
+	}
+	if f.output != "" || e.getenv("NO_COLOR") != "" || e.getenv("TERM") == "dumb" {
+		return false
+	}
+	return e.isTerminal(e.stdout)
+}
+
+// writeReport renders the whole report first, so that a failed render
+// never leaves half a report behind, then writes it to stdout or a file.
+func writeReport(e env, output string, r reports.Reporter, rep *twicetype.Report) error {
+	var buf bytes.Buffer
+	if err := r.Write(&buf, rep); err != nil {
+		return fmt.Errorf("render report: %w", err)
+	}
+	if output == "" || output == "-" {
+		_, err := io.Copy(e.stdout, &buf)
+		return err
+	}
+	if err := os.WriteFile(output, buf.Bytes(), 0o644); err != nil {
+		return fmt.Errorf("write report: %w", err)
+	}
+	return nil
+}
+
+func startProfile(path string) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	fh, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(fh); err != nil {
+		fh.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); fh.Close() }, nil
+}
+
+func writeHeapProfile(path string) error {
+	if path == "" {
+		return nil
+	}
+	fh, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer fh.Close()
+	return pprof.WriteHeapProfile(fh)
+}
