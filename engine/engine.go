@@ -56,6 +56,19 @@ type Engine struct {
 	watermark int64
 	released  bool
 	finished  *twicetype.Report
+
+	// With a pipeline (see pipeline.go) the detectors run on their own
+	// goroutine and ordered events reach them in chunks.
+	pipe *pipeline
+}
+
+// audit hands one ordered event to the detectors.
+func (e *Engine) audit(ev *twicetype.Event) {
+	if e.pipe != nil {
+		e.pipe.send(ev)
+		return
+	}
+	e.det.Process(ev)
 }
 
 // New builds an Engine. It does no I/O.
@@ -112,7 +125,7 @@ func (e *Engine) Add(ev *twicetype.Event) {
 	}
 	if e.released && ev.Time < e.watermark {
 		// Events after it have been audited already: audit it now.
-		e.det.Process(ev)
+		e.audit(ev)
 		return
 	}
 	e.arrivals++
@@ -137,7 +150,7 @@ func (e *Engine) release(all bool) {
 			e.watermark = it.time
 		}
 		e.released = true
-		e.det.Process(it.ev)
+		e.audit(it.ev)
 	}
 }
 
@@ -148,6 +161,7 @@ func (e *Engine) Finish() *twicetype.Report {
 		return e.finished
 	}
 	e.release(true)
+	e.stopPipeline()
 	if e.sum.Events > 0 {
 		e.sum.Pending = e.det.Finish(e.sum.To)
 	}

@@ -12,11 +12,15 @@ import (
 
 // Run starts the collectors, merges their events by ts (ties go to the
 // collector listed first, then to source order) into e, and shuts them
-// down. Several sorted files thus arrive in order without filling the
+// down. Detection runs on its own goroutine until Finish. Several sorted files thus arrive in order without filling the
 // reorder buffer. It returns the first error of a collector, wrapped with
 // its name, or of strict mode.
 func Run(ctx context.Context, e *Engine, cols []collectors.Collector) (err error) {
+	e.startPipeline()
 	defer func() {
+		if err != nil {
+			e.stopPipeline()
+		}
 		for _, c := range cols {
 			if serr := c.Shutdown(context.WithoutCancel(ctx)); serr != nil && err == nil {
 				err = fmt.Errorf("%s: %w", c.Name(), serr)

@@ -69,7 +69,7 @@ configuration error, 3 input could not be read.`,
 	fl.StringVar(&f.horizon, "horizon", "", "how long state is kept after its last event (overrides engine.horizon)")
 	fl.IntVar(&f.reorderBuffer, "reorder-buffer", 0, "most events held for reordering (overrides engine.reorder_buffer)")
 	fl.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the audit to FILE")
-	fl.StringVar(&f.memProfile, "memprofile", "", "write a heap profile at the end of the audit to FILE")
+	fl.StringVar(&f.memProfile, "memprofile", "", "write a heap profile at the end of input to FILE")
 	_ = fl.MarkHidden("cpuprofile")
 	_ = fl.MarkHidden("memprofile")
 	return cmd
@@ -136,14 +136,17 @@ func runAudit(cmd *cobra.Command, e env, f auditFlags, args []string) error {
 	}
 	err = engine.Run(cmd.Context(), eng, cols)
 	if err == nil {
+		// The heap profile shows the open state at the end of input,
+		// before Finish releases it.
+		if perr := writeHeapProfile(f.memProfile); perr != nil {
+			stopProfile()
+			return usageErr("--memprofile: %v", perr)
+		}
 		eng.Finish()
 	}
 	stopProfile()
 	if err != nil {
 		return inputErr(err)
-	}
-	if err := writeHeapProfile(f.memProfile); err != nil {
-		return usageErr("--memprofile: %v", err)
 	}
 	rep := eng.Finish()
 	if !f.quiet && printed > maxMalformedPrinted {
