@@ -48,7 +48,8 @@ func (d *duplicateEffect) releaseKey(s *Set, k *EffectKey) {
 		for _, id := range e.linked {
 			link(id, s.jobs[id], e.ord)
 		}
-		for _, j := range s.linkedJobs(e.effect, k.Key) {
+		var buf [4]*Job
+		for _, j := range s.linked.jobs(e.effect, k.Key, buf[:0]) {
 			link(j.ID, j, e.ord)
 		}
 	}

@@ -93,8 +93,6 @@ type refs struct {
 	ord    uint64
 }
 
-type linkKey struct{ effect, key string }
-
 type expiry[T any] struct {
 	at  int64
 	rec *T
@@ -109,14 +107,17 @@ type Set struct {
 	detectors []Detector
 	observers []eventObserver
 	advancers []advancer
+	jobRel    []jobReleaser
+	keyRel    []keyReleaser
+	entityRel []entityReleaser
+	finishers []finisher
 
 	jobs     map[string]*Job
 	jobIDs   hashset.Set // every job id seen, for the summary
 	keys     map[string]*EffectKey
 	entities map[string]*Entity
-	// linked maps an effect type and rendered key to the jobs that render
-	// it (spec §1: linking by template).
-	linked map[linkKey][]*Job
+	// linked finds the jobs an effect without job_id links to.
+	linked linkIndex
 
 	jobExp    fifo[expiry[Job]]
 	keyExp    fifo[expiry[EffectKey]]
@@ -142,7 +143,7 @@ func New(opts Options) *Set {
 		jobs:     make(map[string]*Job),
 		keys:     make(map[string]*EffectKey),
 		entities: make(map[string]*Entity),
-		linked:   make(map[linkKey][]*Job),
+		linked:   newLinkIndex(opts.Rules),
 		findings: newFindings(),
 	}
 	horizon := opts.Horizon
@@ -179,6 +180,18 @@ func New(opts Options) *Set {
 		}
 		if a, ok := d.(advancer); ok {
 			s.advancers = append(s.advancers, a)
+		}
+		if r, ok := d.(jobReleaser); ok {
+			s.jobRel = append(s.jobRel, r)
+		}
+		if r, ok := d.(keyReleaser); ok {
+			s.keyRel = append(s.keyRel, r)
+		}
+		if r, ok := d.(entityReleaser); ok {
+			s.entityRel = append(s.entityRel, r)
+		}
+		if f, ok := d.(finisher); ok {
+			s.finishers = append(s.finishers, f)
 		}
 	}
 	return s
@@ -260,7 +273,8 @@ func (s *Set) afterObserve(ev *twicetype.Event, r *refs) {
 	if ev.Kind == twicetype.Effect {
 		var linked []string
 		if ev.JobID == "" {
-			for _, j := range s.linkedJobs(ev.Effect, ev.EffectKey) {
+			var buf [4]*Job
+			for _, j := range s.linked.jobs(ev.Effect, ev.EffectKey, buf[:0]) {
 				linked = append(linked, j.ID)
 			}
 		}
@@ -332,49 +346,13 @@ func (s *Set) render(j *Job) {
 			continue
 		}
 		if old := j.rendered[i]; old != "" {
-			s.unlink(linkKey{rule.Effect, old}, j)
+			s.linked.remove(old, linkRef{j, i})
 		}
 		j.rendered[i] = key
 		if key != "" {
-			lk := linkKey{rule.Effect, key}
-			if !containsJob(s.linked[lk], j) {
-				s.linked[lk] = append(s.linked[lk], j)
-			}
+			s.linked.add(key, linkRef{j, i})
 		}
 	}
-}
-
-func containsJob(js []*Job, j *Job) bool {
-	for _, x := range js {
-		if x == j {
-			return true
-		}
-	}
-	return false
-}
-
-func (s *Set) unlink(lk linkKey, j *Job) {
-	js := s.linked[lk]
-	for i, x := range js {
-		if x == j {
-			js = append(js[:i], js[i+1:]...)
-			break
-		}
-	}
-	if len(js) == 0 {
-		delete(s.linked, lk)
-	} else {
-		s.linked[lk] = js
-	}
-}
-
-// linkedJobs returns the jobs whose rendered key for an effect of type
-// effect equals key (spec §1).
-func (s *Set) linkedJobs(effect, key string) []*Job {
-	if len(s.linked) == 0 {
-		return nil
-	}
-	return s.linked[linkKey{effect, key}]
 }
 
 // effectJob returns the job an effect event links to for per-attempt
@@ -383,7 +361,8 @@ func (s *Set) effectJob(ev *twicetype.Event, r *refs) *Job {
 	if r.job != nil {
 		return r.job
 	}
-	if js := s.linkedJobs(ev.Effect, ev.EffectKey); len(js) == 1 {
+	var buf [2]*Job
+	if js := s.linked.jobs(ev.Effect, ev.EffectKey, buf[:0]); len(js) == 1 {
 		return js[0]
 	}
 	return nil
@@ -452,14 +431,12 @@ func (s *Set) releaseJob(j *Job) {
 	if j.released {
 		return
 	}
-	for _, d := range s.detectors {
-		if r, ok := d.(jobReleaser); ok {
-			r.releaseJob(s, j)
-		}
+	for _, r := range s.jobRel {
+		r.releaseJob(s, j)
 	}
 	for i, key := range j.rendered {
 		if key != "" {
-			s.unlink(linkKey{s.rules[i].Effect, key}, j)
+			s.linked.remove(key, linkRef{j, i})
 		}
 	}
 	j.released = true
@@ -470,10 +447,8 @@ func (s *Set) releaseKey(k *EffectKey) {
 	if k.released {
 		return
 	}
-	for _, d := range s.detectors {
-		if r, ok := d.(keyReleaser); ok {
-			r.releaseKey(s, k)
-		}
+	for _, r := range s.keyRel {
+		r.releaseKey(s, k)
 	}
 	k.released = true
 	delete(s.keys, k.Key)
@@ -483,10 +458,8 @@ func (s *Set) releaseEntity(e *Entity) {
 	if e.released {
 		return
 	}
-	for _, d := range s.detectors {
-		if r, ok := d.(entityReleaser); ok {
-			r.releaseEntity(s, e)
-		}
+	for _, r := range s.entityRel {
+		r.releaseEntity(s, e)
 	}
 	e.released = true
 	delete(s.entities, e.Name)
@@ -513,10 +486,8 @@ func (s *Set) Finish(end int64) (pending int64) {
 	for s.jobExp.len() > 0 {
 		s.releaseJob(s.jobExp.pop().rec)
 	}
-	for _, d := range s.detectors {
-		if f, ok := d.(finisher); ok {
-			f.finishAll(s)
-		}
+	for _, f := range s.finishers {
+		f.finishAll(s)
 	}
 	return int64(len(pendingJobs))
 }
