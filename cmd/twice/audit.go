@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"runtime/pprof"
 	"strings"
 	"time"
@@ -250,5 +251,6 @@ func writeHeapProfile(path string) error {
 		return err
 	}
 	defer fh.Close()
+	runtime.GC() // the profile shows the heap as of the last collection
 	return pprof.WriteHeapProfile(fh)
 }
