@@ -80,3 +80,28 @@ func BenchmarkEngine(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N*len(evs))/b.Elapsed().Seconds(), "events/s")
 }
+
+// BenchmarkEngineBaselineMaps does the least any correlation of these
+// events must: a set of identities and one map entry per job, touched by
+// every event. BenchmarkEngine is read against it (ratio of ns/op).
+func BenchmarkEngineBaselineMaps(b *testing.B) {
+	evs := benchEvents(200_000)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		ids := make(map[uint64]struct{})
+		jobs := make(map[string]int)
+		for k := range evs {
+			ev := &evs[k]
+			if _, ok := ids[ev.Identity]; ok {
+				continue
+			}
+			ids[ev.Identity] = struct{}{}
+			jobs[ev.JobID]++
+		}
+		if len(ids) != len(evs) {
+			b.Fatalf("ids = %d", len(ids))
+		}
+	}
+	b.ReportMetric(float64(b.N*len(evs))/b.Elapsed().Seconds(), "events/s")
+}
