@@ -33,23 +33,10 @@ func EngineOptions(cfg *config.Config) engine.Options {
 			},
 		}
 	}
-	settings := make(map[string]detectors.Settings, len(cfg.Detectors))
-	for id, d := range cfg.Detectors {
-		settings[id] = detectors.Settings{
-			Enabled:       d.Enabled,
-			Severity:      d.Severity,
-			MaxPerKey:     d.MaxPerKey,
-			MaxStartDelay: d.MaxStartDelay,
-			LostAfter:     d.LostAfter,
-			Window:        d.Window,
-			Amplification: d.Amplification,
-			MinAttempts:   d.MinAttempts,
-		}
-	}
 	return engine.Options{
 		Detectors: detectors.Options{
 			Rules:     rules,
-			Detectors: settings,
+			Detectors: cfg.Detectors,
 			Horizon:   cfg.Engine.Horizon,
 			Redact:    Redactor(cfg.Redact),
 		},

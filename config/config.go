@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/twicehq/twice/detectors"
 	"github.com/twicehq/twice/keytemplate"
 	"github.com/twicehq/twice/twicetype"
 )
@@ -71,35 +72,12 @@ type Rule struct {
 	Line int
 }
 
-// Detector holds one detector's switch, severity and thresholds. Every
+// Detector holds one detector's switch, severity and thresholds; it is
+// the detectors package's Settings, so the engine takes it as it is. Every
 // entry carries every threshold; each detector reads only its own:
 // duplicate-effect MaxPerKey, stale-execution MaxStartDelay, lost-job
 // LostAfter, retry-storm Window, Amplification and MinAttempts.
-type Detector struct {
-	// Enabled defaults to true.
-	Enabled bool
-	// Severity defaults to the detector's severity in spec §2.
-	Severity twicetype.Severity
-	// MaxPerKey is how many effects one effect_key may have before
-	// duplicate-effect reports it; default 1, at least 1.
-	MaxPerKey int
-	// MaxStartDelay is how long after an enqueue the first start may come
-	// (stale-execution); default 15m, greater than 0.
-	MaxStartDelay time.Duration
-	// LostAfter is how long a job may go without a terminal event after
-	// its latest enqueue, start or failure (lost-job); default 1h, greater
-	// than 0.
-	LostAfter time.Duration
-	// Window is the retry-storm tumbling window, aligned to the Unix
-	// epoch; default 1m, greater than 0.
-	Window time.Duration
-	// Amplification is the ratio of attempts to distinct jobs at which a
-	// window is a retry storm; default 2.0, at least 1, finite.
-	Amplification float64
-	// MinAttempts is the least number of attempts in a window for it to be
-	// a retry storm; default 20, at least 1.
-	MinAttempts int
-}
+type Detector = detectors.Settings
 
 // Engine tunes the audit engine.
 type Engine struct {
@@ -130,20 +108,6 @@ const (
 	DefaultHorizon = 24 * time.Hour
 )
 
-// defaultSeverity is spec §2's severity of each detector.
-var defaultSeverity = map[string]twicetype.Severity{
-	twicetype.DuplicateEffect:     twicetype.High,
-	twicetype.MissingEffect:       twicetype.High,
-	twicetype.EffectBeforeFailure: twicetype.Medium,
-	twicetype.DuplicateExecution:  twicetype.Low,
-	twicetype.OutOfOrder:          twicetype.High,
-	twicetype.StaleExecution:      twicetype.Medium,
-	twicetype.EffectAfterTerminal: twicetype.High,
-	twicetype.LostJob:             twicetype.High,
-	twicetype.RetryStorm:          twicetype.Medium,
-	twicetype.DeadLetter:          twicetype.Medium,
-}
-
 // thresholdKeys lists the keys each detector takes besides enabled and
 // severity.
 var thresholdKeys = map[string][]string{
@@ -159,20 +123,6 @@ var redactFields = []string{"id", "job_id", "key", "effect_key", "entity", "queu
 // sourceTypes are the known source types.
 var sourceTypes = []string{"file"}
 
-// defaultDetector returns a detector entry with every default.
-func defaultDetector(id string) Detector {
-	return Detector{
-		Enabled:       true,
-		Severity:      defaultSeverity[id],
-		MaxPerKey:     1,
-		MaxStartDelay: 15 * time.Minute,
-		LostAfter:     time.Hour,
-		Window:        time.Minute,
-		Amplification: 2.0,
-		MinAttempts:   20,
-	}
-}
-
 // Default returns the configuration of an empty twice.yaml: no sources, no
 // expectations, every detector on with spec §2's defaults.
 func Default() *Config {
@@ -184,8 +134,9 @@ func Default() *Config {
 			Horizon:       DefaultHorizon,
 		},
 	}
+	defaults := detectors.DefaultSettings()
 	for _, id := range twicetype.DetectorIDs {
-		c.Detectors[id] = defaultDetector(id)
+		c.Detectors[id] = defaults[id]
 	}
 	return c
 }
@@ -294,7 +245,7 @@ func (c *Config) Validate() error {
 	}
 	var unknown []string
 	for id := range c.Detectors {
-		if _, ok := defaultSeverity[id]; !ok {
+		if !slices.Contains(twicetype.DetectorIDs, id) {
 			unknown = append(unknown, id)
 		}
 	}

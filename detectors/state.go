@@ -93,9 +93,40 @@ type refs struct {
 	ord    uint64
 }
 
-type expiry[T any] struct {
+// record is what the horizon releases: a job, an effect key or an entity.
+type record interface {
+	Job | EffectKey | Entity
+}
+
+type expiry[T record] struct {
 	at  int64
 	rec *T
+}
+
+func lastSeen[T record](rec *T) int64 {
+	switch r := any(rec).(type) {
+	case *Job:
+		return r.lastSeen
+	case *EffectKey:
+		return r.lastSeen
+	case *Entity:
+		return r.lastSeen
+	}
+	panic("unreachable")
+}
+
+// expire releases the records of q idle since before t - horizon. Each
+// live record has one entry; one that was seen since it was queued goes
+// back with its new expiry, so the queue stays in time order.
+func expire[T record](q *fifo[expiry[T]], t, horizon int64, release func(*T)) {
+	for q.len() > 0 && q.peek().at < t {
+		x := q.pop()
+		if at := lastSeen(x.rec) + horizon; at >= t {
+			q.push(expiry[T]{at: at, rec: x.rec})
+			continue
+		}
+		release(x.rec)
+	}
 }
 
 // Set runs the enabled detectors over one stream of events.
@@ -208,6 +239,11 @@ func (s *Set) Enabled() []string {
 
 // Jobs returns the number of distinct job ids seen.
 func (s *Set) Jobs() int64 { return int64(s.jobIDs.Len()) }
+
+// Open counts the records held now: jobs, effect keys and entities.
+func (s *Set) Open() (jobs, keys, entities int) {
+	return len(s.jobs), len(s.keys), len(s.entities)
+}
 
 // Clock returns the event time the Set has reached (its watermark).
 func (s *Set) Clock() int64 { return s.clock }
@@ -401,30 +437,9 @@ func (s *Set) advance(t int64) {
 	for _, a := range s.advancers {
 		a.advance(s, t)
 	}
-	for s.keyExp.len() > 0 && s.keyExp.peek().at < t {
-		x := s.keyExp.pop()
-		if at := x.rec.lastSeen + s.horizon; at >= t {
-			s.keyExp.push(expiry[EffectKey]{at: at, rec: x.rec})
-			continue
-		}
-		s.releaseKey(x.rec)
-	}
-	for s.entityExp.len() > 0 && s.entityExp.peek().at < t {
-		x := s.entityExp.pop()
-		if at := x.rec.lastSeen + s.horizon; at >= t {
-			s.entityExp.push(expiry[Entity]{at: at, rec: x.rec})
-			continue
-		}
-		s.releaseEntity(x.rec)
-	}
-	for s.jobExp.len() > 0 && s.jobExp.peek().at < t {
-		x := s.jobExp.pop()
-		if at := x.rec.lastSeen + s.horizon; at >= t {
-			s.jobExp.push(expiry[Job]{at: at, rec: x.rec})
-			continue
-		}
-		s.releaseJob(x.rec)
-	}
+	expire(&s.keyExp, t, s.horizon, s.releaseKey)
+	expire(&s.entityExp, t, s.horizon, s.releaseEntity)
+	expire(&s.jobExp, t, s.horizon, s.releaseJob)
 }
 
 func (s *Set) releaseJob(j *Job) {
