@@ -181,3 +181,30 @@ func TestAuditRejectsBadColour(t *testing.T) {
 		t.Fatalf("exit %d, stderr %s", code, stderr)
 	}
 }
+
+// TestAuditLateEventsAreCountedNotDropped audits shuffled lines with no
+// allowed lateness and a tiny reorder buffer: events behind the watermark
+// are late, counted, and still audited.
+func TestAuditLateEventsAreCountedNotDropped(t *testing.T) {
+	lines := strings.SplitAfter(crashRetry, "\n") // six lines, each with its newline
+	shuffled := strings.Join([]string{lines[3], lines[0], lines[5], lines[1], lines[4], lines[2]}, "")
+	events := writeFile(t, "events.jsonl", shuffled)
+	out, _, _ := runCLI(t, "audit", "--format", "json", "--lateness", "0s", "--reorder-buffer", "1", events)
+	s := decodeReport(t, out)["summary"].(map[string]any)
+	if s["events"] != float64(6) {
+		t.Fatalf("events = %v, want 6: late events must not be dropped", s["events"])
+	}
+	if s["late"].(float64) < 1 {
+		t.Fatalf("late = %v, want at least 1", s["late"])
+	}
+	// With the default (unbounded lateness) the same lines are put back
+	// in order: nothing is late and the classic findings come out.
+	out, _, _ = runCLI(t, "audit", "--format", "json", events)
+	m := decodeReport(t, out)
+	if late := m["summary"].(map[string]any)["late"]; late != float64(0) {
+		t.Fatalf("late = %v with the default buffer, want 0", late)
+	}
+	if got := strings.Join(findingIDs(m), ", "); got != "duplicate-effect receipt/payment:123, effect-before-failure j-1" {
+		t.Fatalf("findings of the reordered input = %s", got)
+	}
+}

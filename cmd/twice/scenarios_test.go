@@ -232,3 +232,50 @@ func runCLIWithInput(t *testing.T, stdin io.Reader, args ...string) (stdout, std
 	})
 	return out.String(), errb.String(), code
 }
+
+// TestScenariosTwiceOverFindTheSame feeds every scenario's events twice
+// (the auditor's own input is at least once too): the findings must be
+// exactly those of one copy, and every line of the second copy a repeated
+// id.
+func TestScenariosTwiceOverFindTheSame(t *testing.T) {
+	root, err := filepath.Abs("../../testdata/scenarios")
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, _ := os.ReadDir(root)
+	dirs := []string{filepath.Join(root, "..", "demo")}
+	for _, d := range entries {
+		if d.IsDir() {
+			dirs = append(dirs, filepath.Join(root, d.Name()))
+		}
+	}
+	for _, dir := range dirs {
+		t.Run(filepath.Base(dir), func(t *testing.T) {
+			t.Chdir(dir)
+			inputs, _ := filepath.Glob("events*.jsonl")
+			args := []string{"audit", "--format", "json"}
+			if _, err := os.Stat("twice.yaml"); err == nil {
+				args = append(args, "--config", "twice.yaml")
+			}
+			once, _, code1 := runCLI(t, append(args, inputs...)...)
+			twice, _, code2 := runCLI(t, append(append(args, inputs...), inputs...)...)
+			if code1 != code2 {
+				t.Fatalf("exit %d once, %d twice over", code1, code2)
+			}
+			if code1 > exitFindings {
+				return // strict-malformed: no report either way
+			}
+			a, b := decodeReport(t, once), decodeReport(t, twice)
+			fa, _ := json.Marshal(a["findings"])
+			fb, _ := json.Marshal(b["findings"])
+			if string(fa) != string(fb) {
+				t.Fatalf("findings differ when the input is delivered twice:\nonce:  %s\ntwice: %s", fa, fb)
+			}
+			sa, sb := a["summary"].(map[string]any), b["summary"].(map[string]any)
+			if sb["events"] != sa["events"] || sb["repeated_ids"].(float64) != 2*sa["repeated_ids"].(float64)+sa["events"].(float64) {
+				t.Fatalf("summary twice over: events %v repeated %v; once: events %v repeated %v",
+					sb["events"], sb["repeated_ids"], sa["events"], sa["repeated_ids"])
+			}
+		})
+	}
+}
