@@ -7,6 +7,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"time"
 
@@ -43,11 +44,12 @@ type auditFlags struct {
 func newAuditCmd(e env) *cobra.Command {
 	var f auditFlags
 	cmd := &cobra.Command{
-		Use:   "audit [FILE...]",
+		Use:   "audit [FILE|SOURCE...]",
 		Short: "Audit captured events and print a report",
 		Long: `audit reads normalized events (JSON Lines; '-' is stdin, '.gz' is read as
-gzip) from the files given, or from the sources of twice.yaml when none are,
-runs every enabled detector and prints a report.
+gzip) from the files given, from the sources of twice.yaml named on the
+command line, or from all of them when nothing is named; runs every enabled
+detector and prints a report.
 
 Exit codes: 0 no finding at or above --fail-on, 1 findings, 2 usage or
 configuration error, 3 input could not be read.`,
@@ -90,12 +92,7 @@ func runAudit(cmd *cobra.Command, e env, f auditFlags, args []string) error {
 	if err != nil {
 		return err
 	}
-	paths := args
-	if len(paths) == 0 {
-		for _, s := range cfg.Sources {
-			paths = append(paths, s.Paths...)
-		}
-	}
+	paths := inputPaths(cfg, args)
 	if len(paths) == 0 {
 		return usageErr("no input: name files (or - for stdin), or sources in twice.yaml")
 	}
@@ -164,6 +161,29 @@ func runAudit(cmd *cobra.Command, e env, f auditFlags, args []string) error {
 		}
 	}
 	return nil
+}
+
+// inputPaths resolves the audit's arguments: an argument that names a
+// source of twice.yaml stands for that source's paths, any other is a file
+// ("-" is stdin); with no arguments every configured source is read.
+func inputPaths(cfg *config.Config, args []string) []string {
+	if len(args) == 0 {
+		var paths []string
+		for _, s := range cfg.Sources {
+			paths = append(paths, s.Paths...)
+		}
+		return paths
+	}
+	var paths []string
+	for _, a := range args {
+		i := slices.IndexFunc(cfg.Sources, func(s config.Source) bool { return s.Name == a })
+		if i < 0 {
+			paths = append(paths, a)
+			continue
+		}
+		paths = append(paths, cfg.Sources[i].Paths...)
+	}
+	return paths
 }
 
 func loadConfig(f auditFlags) (*config.Config, error) {

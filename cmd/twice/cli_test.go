@@ -158,6 +158,11 @@ func TestAuditSourcesFromConfig(t *testing.T) {
 	if code != exitFindings || len(findingIDs(decodeReport(t, out))) != 2 {
 		t.Fatalf("exit %d, report %s", code, out)
 	}
+	// A source named on the command line stands for its paths.
+	out, _, code = runCLI(t, "audit", "--config", cfg, "--format", "json", "captured")
+	if code != exitFindings || len(findingIDs(decodeReport(t, out))) != 2 {
+		t.Fatalf("by name: exit %d, report %s", code, out)
+	}
 }
 
 func TestAuditTextReportHasNoColourOffTerminal(t *testing.T) {
