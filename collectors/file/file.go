@@ -71,6 +71,7 @@ type ReadError struct {
 	Err  error
 }
 
+// Error names the operation and the path: "open events.jsonl: ...".
 func (e *ReadError) Error() string {
 	name := e.Path
 	if name == "-" {

@@ -34,6 +34,7 @@ type ParseError struct {
 	Reason string
 }
 
+// Error returns the reason, which names the field.
 func (e *ParseError) Error() string { return e.Reason }
 
 // The top-level fields of spec §1, in the order of its table.
