@@ -106,6 +106,9 @@ const (
 	DefaultReorderBuffer = 100000
 	// DefaultHorizon is Engine.Horizon by default.
 	DefaultHorizon = 24 * time.Hour
+	// MaxDuration bounds every duration, so that event time plus any
+	// deadline stays far inside the range of Unix nanoseconds.
+	MaxDuration = 10 * 365 * 24 * time.Hour
 )
 
 // thresholdKeys lists the keys each detector takes besides enabled and
@@ -294,6 +297,9 @@ func checkThreshold(key string, d *Detector) string {
 func checkPositive(d time.Duration) string {
 	if d <= 0 {
 		return fmt.Sprintf("must be greater than 0, got %v", d)
+	}
+	if d > MaxDuration {
+		return fmt.Sprintf("must be at most %v (ten years), got %v", MaxDuration, d)
 	}
 	return ""
 }

@@ -672,3 +672,15 @@ func TestErrorFormat(t *testing.T) {
 		}
 	}
 }
+
+func TestDurationsAreCapped(t *testing.T) {
+	_, err := Parse("twice.yaml", []byte("detectors:\n  lost-job: {lost_after: 2500000h}\n"))
+	if err == nil || !strings.Contains(err.Error(), "twice.yaml:2:") || !strings.Contains(err.Error(), "ten years") {
+		t.Fatalf("err = %v, want a line-numbered error about the ten-year cap", err)
+	}
+	c := Default()
+	c.Engine.Horizon = MaxDuration + time.Hour
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "ten years") {
+		t.Fatalf("Validate = %v, want the cap", err)
+	}
+}

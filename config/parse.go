@@ -395,6 +395,10 @@ func (p *parser) duration(n *yaml.Node, path string) (time.Duration, bool) {
 	n = resolve(n)
 	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!str" {
 		if d, err := time.ParseDuration(n.Value); err == nil {
+			if d > MaxDuration {
+				p.errorf(n, path, "want at most %v (ten years), got %s", MaxDuration, describe(n))
+				return 0, false
+			}
 			return d, true
 		}
 	}

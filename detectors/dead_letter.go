@@ -23,9 +23,6 @@ type deadQueue struct {
 	perHour        map[string]int64
 }
 
-// noQueue is the subject for dead jobs whose events name no queue.
-const noQueue = "(none)"
-
 func newDeadLetter(st Settings) *deadLetter {
 	return &deadLetter{st: st, queues: make(map[string]*deadQueue)}
 }
@@ -59,10 +56,7 @@ func (d *deadLetter) releaseJob(s *Set, j *Job) {
 func (d *deadLetter) finishAll(s *Set) {
 	for _, q := range sortedKeys(d.queues) {
 		dq := d.queues[q]
-		subject := q
-		if q != noQueue {
-			subject = s.show("queue", q)
-		}
+		subject := s.showQueue(q)
 		f := base(d.ID(), d.st)
 		f.Subject = subject
 		f.Count = dq.count

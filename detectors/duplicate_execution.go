@@ -42,8 +42,8 @@ func (d *duplicateExecution) observe(s *Set, ev *twicetype.Event, r *refs) {
 		if ev.HasAttempt {
 			attempt = fmt.Sprintf("attempt %d", ev.Attempt)
 		}
-		f.Message = fmt.Sprintf("%s %s started again (%s) after it had succeeded at %s",
-			s.show("job_type", j.Type), f.Subject, attempt, twicetype.FormatTime(j.dupEx.successTime))
+		f.Message = fmt.Sprintf("%s started again (%s) after it had succeeded at %s",
+			s.jobLabel(j), attempt, twicetype.FormatTime(j.dupEx.successTime))
 		f.Details = map[string]any{"succeeded_at": twicetype.FormatTime(j.dupEx.successTime)}
 		s.findings.add(j.ID, f)
 	}

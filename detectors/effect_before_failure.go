@@ -2,6 +2,7 @@ package detectors
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/twicehq/twice/twicetype"
 )
@@ -16,7 +17,11 @@ type effectBeforeFailure struct{ st Settings }
 type ebfState struct {
 	cur     int64
 	running bool
-	open    []attemptEffects
+	// ended is set once the current attempt succeeded, failed, died or
+	// was discarded: an effect that carries it arrives too late to be
+	// repeated by a retry of it.
+	ended bool
+	open  []attemptEffects
 }
 
 type attemptEffects struct {
@@ -35,7 +40,10 @@ func (d *effectBeforeFailure) observe(s *Set, ev *twicetype.Event, r *refs) {
 	switch ev.Kind {
 	case twicetype.JobStarted:
 		st := &r.job.ebf
-		a := st.cur + 1
+		a := st.cur
+		if a < math.MaxInt64 {
+			a++
+		}
 		if ev.HasAttempt {
 			a = ev.Attempt
 		}
@@ -49,6 +57,9 @@ func (d *effectBeforeFailure) observe(s *Set, ev *twicetype.Event, r *refs) {
 			}
 			i++
 		}
+		if a != st.cur {
+			st.ended = false
+		}
 		st.cur, st.running = a, true
 	case twicetype.Effect:
 		j := s.effectJob(ev, r)
@@ -60,6 +71,12 @@ func (d *effectBeforeFailure) observe(s *Set, ev *twicetype.Event, r *refs) {
 		switch {
 		case ev.HasAttempt:
 			a = ev.Attempt
+			// An attempt that was superseded or has ended cannot be
+			// repeated by a retry any more (a late tap, such as a
+			// provider's webhook after the ack).
+			if a < st.cur || (a == st.cur && st.ended) {
+				return
+			}
 		case st.running:
 			a = st.cur
 		default:
@@ -79,7 +96,7 @@ func (d *effectBeforeFailure) observe(s *Set, ev *twicetype.Event, r *refs) {
 			a = ev.Attempt
 		}
 		if a == st.cur {
-			st.running = false
+			st.running, st.ended = false, true
 		}
 		for i := range st.open {
 			if st.open[i].attempt != a {
@@ -101,8 +118,8 @@ func (d *effectBeforeFailure) flag(s *Set, j *Job, a attemptEffects, end *twicet
 	f.FirstTime, f.LastTime = a.first, end.Time
 	f.Jobs = []string{f.Subject}
 	f.Events = append(append([]string(nil), a.refs...), s.ref(end))
-	f.Message = fmt.Sprintf("attempt %d of %s %s produced %d effect(s), %s: a retry repeats them",
-		a.attempt, s.show("job_type", j.Type), f.Subject, len(a.refs), how)
+	f.Message = fmt.Sprintf("attempt %d of %s produced %d effect(s), %s: a retry repeats them",
+		a.attempt, s.jobLabel(j), len(a.refs), how)
 	f.Details = map[string]any{
 		"attempts": []any{map[string]any{
 			"attempt":  a.attempt,

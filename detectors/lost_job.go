@@ -17,6 +17,7 @@ type lostJob struct {
 }
 
 type lostState struct {
+	seen     bool // enqueued or started
 	armed    bool
 	gen      uint32
 	started  bool
@@ -41,7 +42,13 @@ func (d *lostJob) observe(s *Set, ev *twicetype.Event, r *refs) {
 	st := &r.job.lost
 	switch ev.Kind {
 	case twicetype.JobEnqueued, twicetype.JobStarted, twicetype.JobFailed:
-		if ev.Kind == twicetype.JobStarted {
+		// Only a job seen enqueued or started can be lost; a failure
+		// means it had started even when the tap missed the start.
+		if ev.Kind == twicetype.JobFailed && !st.seen {
+			return
+		}
+		st.seen = true
+		if ev.Kind != twicetype.JobEnqueued {
 			st.started = true
 		}
 		st.armed = true
@@ -85,8 +92,8 @@ func (d *lostJob) judge(s *Set, deadline int64, x lostTimer) {
 	f.Jobs = []string{f.Subject}
 	f.Events = []string{st.lastRef}
 	f.Cause = cause
-	f.Message = fmt.Sprintf("%s %s %s: no succeeded, dead or discarded within %s of its last %s",
-		s.show("job_type", j.Type), f.Subject, what, d.st.LostAfter, st.lastKind)
+	f.Message = fmt.Sprintf("%s %s: no succeeded, dead or discarded within %s of its last %s",
+		s.jobLabel(j), what, d.st.LostAfter, st.lastKind)
 	f.Details = map[string]any{
 		"queue":      s.show("queue", j.Queue),
 		"last_event": st.lastKind.String(),

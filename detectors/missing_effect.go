@@ -80,8 +80,8 @@ func (d *missingEffect) judge(s *Set, i int, deadline int64, x expectation) {
 	f.Jobs = []string{f.Subject}
 	f.Events = append([]string{x.ref}, seen...)
 	effect, key := s.show("effect", rule.Effect), s.show("effect_key", x.key)
-	f.Message = fmt.Sprintf("%s %s succeeded but %s %s was observed %d of %d times within %s",
-		s.show("job_type", j.Type), f.Subject, effect, key, len(seen), rule.Count, rule.Within)
+	f.Message = fmt.Sprintf("%s succeeded but %s %s was observed %d of %d times within %s",
+		s.jobLabel(j), effect, key, len(seen), rule.Count, rule.Within)
 	f.Details = map[string]any{
 		"job_type": s.show("job_type", j.Type),
 		"missing": []any{map[string]any{

@@ -50,6 +50,9 @@ func (d *retryStorm) observe(s *Set, ev *twicetype.Event, r *refs) {
 	if q == "" {
 		q = r.job.Queue
 	}
+	if q == "" {
+		q = noQueue
+	}
 	start := d.windowStart(ev.Time)
 	w := d.queues[q]
 	if w != nil && w.start != start {
@@ -109,14 +112,16 @@ func (d *retryStorm) finish(s *Set, _ int64, _ func(*Job)) {
 
 func (d *retryStorm) judge(s *Set, q string, w *stormWindow) {
 	jobs := int64(len(w.jobs))
-	if w.attempts < int64(d.st.MinAttempts) || float64(w.attempts) < d.st.Amplification*float64(jobs) {
+	// attempts/jobs is correctly rounded, so a ratio that equals the
+	// configured amplification compares equal (1.1*50 would not).
+	if w.attempts < int64(d.st.MinAttempts) || float64(w.attempts)/float64(jobs) < d.st.Amplification {
 		return
 	}
 	when := twicetype.FormatTime(w.start)
 	rfc := timeRFC3339(w.start)
 	subject := q + "@" + rfc
 	f := base(d.ID(), d.st)
-	f.Subject = s.show("queue", q) + "@" + rfc
+	f.Subject = s.showQueue(q) + "@" + rfc
 	f.Count = w.attempts
 	f.FirstTime, f.LastTime = w.start, w.start+int64(d.st.Window)
 	for _, id := range w.jobList {
@@ -125,9 +130,9 @@ func (d *retryStorm) judge(s *Set, q string, w *stormWindow) {
 	f.Events = w.refs
 	amp := float64(w.attempts) / float64(jobs)
 	f.Message = fmt.Sprintf("%s: %d attempts of %d job(s) in the %s from %s (×%.1f)",
-		s.show("queue", q), w.attempts, jobs, d.st.Window, when, amp)
+		s.showQueue(q), w.attempts, jobs, d.st.Window, when, amp)
 	f.Details = map[string]any{
-		"queue":         s.show("queue", q),
+		"queue":         s.showQueue(q),
 		"window":        d.st.Window.String(),
 		"window_start":  when,
 		"attempts":      w.attempts,

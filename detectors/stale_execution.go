@@ -80,7 +80,7 @@ func (d *staleExecution) flag(s *Set, j *Job, start *twicetype.Event, from int64
 		attempt = fmt.Sprintf(" attempt %d", start.Attempt)
 	}
 	detail["started_at"] = twicetype.FormatTime(start.Time)
-	f.Message = fmt.Sprintf("%s %s%s %s", s.show("job_type", j.Type), f.Subject, attempt, what)
+	f.Message = fmt.Sprintf("%s%s %s", s.jobLabel(j), attempt, what)
 	f.Details = map[string]any{"starts": []any{detail}}
 	s.findings.add(j.ID, f)
 }

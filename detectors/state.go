@@ -38,6 +38,9 @@ type Job struct {
 
 	// succeeded is set once any attempt of the job succeeded.
 	succeeded bool
+	// open is set while the job's last job.* event was an enqueue, a
+	// start or a failure.
+	open bool
 
 	ebf   ebfState
 	dupEx dupExecState
@@ -117,15 +120,19 @@ func lastSeen[T record](rec *T) int64 {
 
 // expire releases the records of q idle since before t - horizon. Each
 // live record has one entry; one that was seen since it was queued goes
-// back with its new expiry, so the queue stays in time order.
-func expire[T record](q *fifo[expiry[T]], t, horizon int64, release func(*T)) {
+// back with its new expiry, so the queue stays in time order. release may
+// keep a record (it returns false); it is looked at again a horizon later.
+func expire[T record](q *fifo[expiry[T]], t, horizon int64, release func(*T) bool) {
 	for q.len() > 0 && q.peek().at < t {
 		x := q.pop()
-		if at := lastSeen(x.rec) + horizon; at >= t {
-			q.push(expiry[T]{at: at, rec: x.rec})
-			continue
+		at := lastSeen(x.rec) + horizon
+		if at < t {
+			if release(x.rec) {
+				continue
+			}
+			at = t + horizon
 		}
-		release(x.rec)
+		q.push(expiry[T]{at: at, rec: x.rec})
 	}
 }
 
@@ -293,11 +300,21 @@ func (s *Set) afterObserve(ev *twicetype.Event, r *refs) {
 	}
 	if j := r.job; j != nil {
 		switch ev.Kind {
+		case twicetype.JobEnqueued, twicetype.JobStarted, twicetype.JobFailed:
+			j.open = true
+		case twicetype.JobSucceeded, twicetype.JobDead, twicetype.JobDiscarded:
+			j.open = false
+		}
+		switch ev.Kind {
 		case twicetype.JobDead:
-			j.deadOrd, j.deadTime, j.deadRef = r.ord, ev.Time, s.ref(ev)
-			j.deadQ = ev.Queue
-			if j.deadQ == "" {
-				j.deadQ = j.Queue
+			// A job dead twice without a replay has been dead since the
+			// first time.
+			if j.deadOrd == 0 {
+				j.deadOrd, j.deadTime, j.deadRef = r.ord, ev.Time, s.ref(ev)
+				j.deadQ = ev.Queue
+				if j.deadQ == "" {
+					j.deadQ = j.Queue
+				}
 			}
 		case twicetype.JobEnqueued:
 			j.deadOrd = 0
@@ -437,9 +454,22 @@ func (s *Set) advance(t int64) {
 	for _, a := range s.advancers {
 		a.advance(s, t)
 	}
-	expire(&s.keyExp, t, s.horizon, s.releaseKey)
-	expire(&s.entityExp, t, s.horizon, s.releaseEntity)
-	expire(&s.jobExp, t, s.horizon, s.releaseJob)
+	expire(&s.keyExp, t, s.horizon, func(k *EffectKey) bool { s.releaseKey(k); return true })
+	expire(&s.entityExp, t, s.horizon, func(e *Entity) bool { s.releaseEntity(e); return true })
+	expire(&s.jobExp, t, s.horizon, s.releaseIdleJob)
+}
+
+// releaseIdleJob releases a job idle for longer than the horizon, unless
+// its life is still open (its last job.* event was an enqueue, a start or
+// a failure): such a job may still start, succeed or be judged stale, and
+// it needs its type, key and enqueue time for that. Stalled jobs are what
+// lost-job reports, so they stay few.
+func (s *Set) releaseIdleJob(j *Job) bool {
+	if j.open {
+		return false
+	}
+	s.releaseJob(j)
+	return true
 }
 
 func (s *Set) releaseJob(j *Job) {
@@ -513,6 +543,27 @@ func (s *Set) show(field, v string) string {
 		return v
 	}
 	return s.opts.Redact(field, v)
+}
+
+// noQueue stands for the queue of jobs whose events name none.
+const noQueue = "(none)"
+
+// showQueue shows a queue name, redacted when configured; noQueue is not
+// a value and is shown as it is.
+func (s *Set) showQueue(q string) string {
+	if q == noQueue {
+		return q
+	}
+	return s.show("queue", q)
+}
+
+// jobLabel names a job in messages: its type and id, or just "job" and
+// its id when no event gave the type.
+func (s *Set) jobLabel(j *Job) string {
+	if j.Type == "" {
+		return "job " + s.show("job_id", j.ID)
+	}
+	return s.show("job_type", j.Type) + " " + s.show("job_id", j.ID)
 }
 
 // ref names an event in findings: its id (redacted like the id field) or,

@@ -17,6 +17,7 @@ package engine
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/twicehq/twice/detectors"
@@ -93,7 +94,7 @@ func (e *Engine) Malformed(m twicetype.Malformed) error {
 		e.opts.OnMalformed(m)
 	}
 	if e.opts.Strict {
-		return errors.Join(ErrMalformed, m)
+		return fmt.Errorf("%s:%d: %w: %s", m.Source, m.Line, ErrMalformed, m.Reason)
 	}
 	return nil
 }

@@ -81,7 +81,7 @@ configuration error, 3 input could not be read.`,
 func runAudit(cmd *cobra.Command, e env, f auditFlags, args []string) error {
 	failOn, err := twicetype.ParseSeverity(f.failOn)
 	if err != nil {
-		return usageErr("--fail-on: %v", err)
+		return usageErr("--fail-on: want critical, high, medium, low or none, got %q", f.failOn)
 	}
 	switch f.color {
 	case "auto", "always", "never":
@@ -115,11 +115,15 @@ func runAudit(cmd *cobra.Command, e env, f auditFlags, args []string) error {
 		return usageErr("--format: %v", err)
 	}
 
+	if err := checkWritable(f.output); err != nil {
+		return usageErr("-o: %v", err)
+	}
 	opts := audit.EngineOptions(cfg)
 	opts.Strict = f.strict
 	printed := 0
 	opts.OnMalformed = func(m twicetype.Malformed) {
-		if f.quiet {
+		// Under --strict the error that ends the audit names the line.
+		if f.quiet || f.strict {
 			return
 		}
 		if printed < maxMalformedPrinted {
@@ -196,15 +200,15 @@ func loadConfig(f auditFlags) (*config.Config, error) {
 	}
 	if f.lateness != "" {
 		d, err := time.ParseDuration(f.lateness)
-		if err != nil || d < 0 {
-			return nil, usageErr("--lateness: want a Go duration ≥ 0 like 30s, got %q", f.lateness)
+		if err != nil || d < 0 || d > config.MaxDuration {
+			return nil, usageErr("--lateness: want a Go duration from 0 to %v like 30s, got %q", config.MaxDuration, f.lateness)
 		}
 		cfg.Engine.Lateness = d
 	}
 	if f.horizon != "" {
 		d, err := time.ParseDuration(f.horizon)
-		if err != nil || d <= 0 {
-			return nil, usageErr("--horizon: want a Go duration > 0 like 24h, got %q", f.horizon)
+		if err != nil || d <= 0 || d > config.MaxDuration {
+			return nil, usageErr("--horizon: want a Go duration above 0 and at most %v like 24h, got %q", config.MaxDuration, f.horizon)
 		}
 		cfg.Engine.Horizon = d
 	}
@@ -245,6 +249,19 @@ func writeReport(e env, output string, r reports.Reporter, rep *twicetype.Report
 		return fmt.Errorf("write report: %w", err)
 	}
 	return nil
+}
+
+// checkWritable makes sure the report can be written before the audit
+// runs, so that a mistyped -o fails at once rather than after the work.
+func checkWritable(path string) error {
+	if path == "" || path == "-" {
+		return nil
+	}
+	fh, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE, 0o644)
+	if err != nil {
+		return err
+	}
+	return fh.Close()
 }
 
 func startProfile(path string) (stop func(), err error) {

@@ -68,6 +68,8 @@ func TestAuditExitCodes(t *testing.T) {
 		{"missing config", []string{"audit", "--config", "/nonexistent/twice.yaml", events}, exitUsage, "twice.yaml"},
 		{"missing input", []string{"audit", "/nonexistent/events.jsonl"}, exitInput, "/nonexistent/events.jsonl"},
 		{"no input", []string{"audit"}, exitUsage, "no input"},
+		{"unwritable output", []string{"audit", "-o", "/nonexistent/dir/report.json", events}, exitUsage, "/nonexistent/dir"},
+		{"horizon past the cap", []string{"audit", "--horizon", "2500000h", events}, exitUsage, "--horizon"},
 		{"watch without a stream", []string{"watch"}, exitUsage, "kafka"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -146,8 +148,8 @@ func TestAuditMalformedLinesGoToStderrAndReport(t *testing.T) {
 		t.Fatalf("summary malformed = %v / %v", s["malformed"], s["malformed_lines"])
 	}
 	_, stderr, code = runCLI(t, "audit", "--strict", events)
-	if code != exitInput || !strings.Contains(stderr, "events.jsonl:7") {
-		t.Fatalf("--strict: exit %d, stderr %s", code, stderr)
+	if code != exitInput || strings.Count(stderr, "events.jsonl:7") != 1 || strings.Contains(stderr, "events.jsonl:8") {
+		t.Fatalf("--strict: exit %d, want 3 and line 7 named once (and nothing after it); stderr %s", code, stderr)
 	}
 }
 
