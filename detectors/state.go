@@ -19,9 +19,7 @@ type Job struct {
 	Entity  string
 	Attrs   []byte
 	started int64 // time of the first event of the job
-
-	lastSeen int64
-	released bool
+	life
 
 	// rendered holds, per rule index, the effect key the rule renders for
 	// this job ("" when it cannot be rendered or the rule does not apply).
@@ -54,10 +52,9 @@ type replay struct{ deadOrd, enqOrd uint64 }
 // EffectKey is what the Set knows of one effect_key: every effect observed
 // with it, in order.
 type EffectKey struct {
-	Key      string
-	effects  []effectObs
-	lastSeen int64
-	released bool
+	Key     string
+	effects []effectObs
+	life
 }
 
 type effectObs struct {
@@ -74,12 +71,11 @@ type effectObs struct {
 
 // Entity is what the Set knows of one entity.
 type Entity struct {
-	Name     string
-	hasSeq   bool
-	maxSeq   int64
-	lastSeq  int64
-	lastSeen int64
-	released bool
+	Name    string
+	hasSeq  bool
+	maxSeq  int64
+	lastSeq int64
+	life
 
 	ooo      oooState
 	terminal bool
@@ -96,36 +92,40 @@ type refs struct {
 	ord    uint64
 }
 
-// record is what the horizon releases: a job, an effect key or an entity.
-type record interface {
-	Job | EffectKey | Entity
+// life is what every record has: when it was last seen, and whether the
+// horizon (or the end of input) has released it.
+type life struct {
+	lastSeen int64
+	released bool
 }
 
-type expiry[T record] struct {
+func (l *life) touch(t int64) {
+	if t > l.lastSeen {
+		l.lastSeen = t
+	}
+}
+
+func (l *life) seen() int64 { return l.lastSeen }
+
+// record is what the horizon releases: a job, an effect key or an entity.
+type record[T any] interface {
+	*T
+	seen() int64
+}
+
+type expiry[T any] struct {
 	at  int64
 	rec *T
-}
-
-func lastSeen[T record](rec *T) int64 {
-	switch r := any(rec).(type) {
-	case *Job:
-		return r.lastSeen
-	case *EffectKey:
-		return r.lastSeen
-	case *Entity:
-		return r.lastSeen
-	}
-	panic("unreachable")
 }
 
 // expire releases the records of q idle since before t - horizon. Each
 // live record has one entry; one that was seen since it was queued goes
 // back with its new expiry, so the queue stays in time order. release may
 // keep a record (it returns false); it is looked at again a horizon later.
-func expire[T record](q *fifo[expiry[T]], t, horizon int64, release func(*T) bool) {
+func expire[T any, P record[T]](q *fifo[expiry[T]], t, horizon int64, release func(*T) bool) {
 	for q.len() > 0 && q.peek().at < t {
 		x := q.pop()
-		at := lastSeen(x.rec) + horizon
+		at := P(x.rec).seen() + horizon
 		if at < t {
 			if release(x.rec) {
 				continue
@@ -351,14 +351,12 @@ func attemptOf(ev *twicetype.Event) int64 {
 func (s *Set) job(ev *twicetype.Event) *Job {
 	j := s.jobs[ev.JobID]
 	if j == nil {
-		j = &Job{ID: ev.JobID, started: ev.Time, lastSeen: ev.Time}
+		j = &Job{ID: ev.JobID, started: ev.Time, life: life{lastSeen: ev.Time}}
 		s.jobs[ev.JobID] = j
 		s.jobIDs.Add(xxhash.Sum64String(ev.JobID))
 		s.jobExp.push(expiry[Job]{at: ev.Time + s.horizon, rec: j})
 	}
-	if ev.Time > j.lastSeen {
-		j.lastSeen = ev.Time
-	}
+	j.touch(ev.Time)
 	if !ev.Kind.IsJob() {
 		return j
 	}
@@ -422,29 +420,31 @@ func (s *Set) effectJob(ev *twicetype.Event, r *refs) *Job {
 }
 
 func (s *Set) effectKey(key string, t int64) *EffectKey {
-	k := s.keys[key]
-	if k == nil {
-		k = &EffectKey{Key: key, lastSeen: t}
-		s.keys[key] = k
-		s.keyExp.push(expiry[EffectKey]{at: t + s.horizon, rec: k})
-	}
-	if t > k.lastSeen {
-		k.lastSeen = t
-	}
-	return k
+	return lookup(s.keys, &s.keyExp, key, t, s.horizon, func() *EffectKey {
+		return &EffectKey{Key: key, life: life{lastSeen: t}}
+	})
 }
 
 func (s *Set) entity(name string, t int64) *Entity {
-	e := s.entities[name]
-	if e == nil {
-		e = &Entity{Name: name, lastSeen: t}
-		s.entities[name] = e
-		s.entityExp.push(expiry[Entity]{at: t + s.horizon, rec: e})
+	return lookup(s.entities, &s.entityExp, name, t, s.horizon, func() *Entity {
+		return &Entity{Name: name, life: life{lastSeen: t}}
+	})
+}
+
+// lookup returns the record of key seen at t, creating it (and queueing
+// its expiry) when there is none; create must set its lastSeen to t.
+func lookup[T any, P interface {
+	record[T]
+	touch(int64)
+}](m map[string]*T, q *fifo[expiry[T]], key string, t, horizon int64, create func() *T) *T {
+	rec := m[key]
+	if rec == nil {
+		rec = create()
+		m[key] = rec
+		q.push(expiry[T]{at: t + horizon, rec: rec})
 	}
-	if t > e.lastSeen {
-		e.lastSeen = t
-	}
-	return e
+	P(rec).touch(t)
+	return rec
 }
 
 // advance fires deadlines strictly before t and releases idle state:
