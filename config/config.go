@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/twicehq/twice/detectors"
+	"github.com/twicehq/twice/engine"
 	"github.com/twicehq/twice/keytemplate"
 	"github.com/twicehq/twice/twicetype"
 )
@@ -103,9 +104,9 @@ const (
 	// the reorder buffer.
 	LatenessUnbounded time.Duration = -1
 	// DefaultReorderBuffer is Engine.ReorderBuffer by default.
-	DefaultReorderBuffer = 100000
+	DefaultReorderBuffer = engine.DefaultReorderBuffer
 	// DefaultHorizon is Engine.Horizon by default.
-	DefaultHorizon = 24 * time.Hour
+	DefaultHorizon = detectors.DefaultHorizon
 	// MaxDuration bounds every duration, so that event time plus any
 	// deadline stays far inside the range of Unix nanoseconds.
 	MaxDuration = 10 * 365 * 24 * time.Hour

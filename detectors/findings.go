@@ -22,9 +22,6 @@ func newFindings() *Findings {
 	return &Findings{byFP: make(map[string]*twicetype.Finding)}
 }
 
-// Len returns the number of distinct findings.
-func (f *Findings) Len() int { return len(f.order) }
-
 // add records a finding, merging it into an earlier one with the same
 // fingerprint. rawSubject is the subject before redaction; it keys the
 // fingerprint so that fingerprints do not change with redaction.

@@ -252,9 +252,6 @@ func (s *Set) Open() (jobs, keys, entities int) {
 	return len(s.jobs), len(s.keys), len(s.entities)
 }
 
-// Clock returns the event time the Set has reached (its watermark).
-func (s *Set) Clock() int64 { return s.clock }
-
 // Findings returns the findings collected so far.
 func (s *Set) Findings() *Findings { return s.findings }
 
