@@ -111,6 +111,10 @@ type Options struct {
 	// Redact hashes a field's value before it reaches a finding; nil keeps
 	// values as they are. field is an event field name (job_id, key, ...).
 	Redact func(field, value string) string
+	// Live makes the Set track which findings change, for Changes: a
+	// sidecar shows findings as they stand instead of waiting for the
+	// state behind them to be released.
+	Live bool
 }
 
 // DefaultHorizon is the horizon when Options.Horizon is zero.

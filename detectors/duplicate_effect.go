@@ -17,9 +17,17 @@ func (*duplicateEffect) ID() string { return twicetype.DuplicateEffect }
 
 // releaseKey judges a key once it can see no more effects.
 func (d *duplicateEffect) releaseKey(s *Set, k *EffectKey) {
+	if f := d.judge(s, k); f != nil {
+		s.findings.add(k.Key, f)
+	}
+}
+
+// judge returns the finding for the effects of k seen so far, nil when
+// they are within max_per_key.
+func (d *duplicateEffect) judge(s *Set, k *EffectKey) *twicetype.Finding {
 	n := len(k.effects)
 	if n <= d.st.MaxPerKey {
-		return
+		return nil
 	}
 	var jobIDs []string
 	spans := map[string]*linkSpan{}
@@ -75,7 +83,7 @@ func (d *duplicateEffect) releaseKey(s *Set, k *EffectKey) {
 	effect := k.effects[0].effect
 	f.Message = fmt.Sprintf("%s %s happened %d times", s.show("effect", effect), f.Subject, n)
 	f.Details = map[string]any{"effect": s.show("effect", effect), "max_per_key": int64(d.st.MaxPerKey)}
-	s.findings.add(k.Key, f)
+	return f
 }
 
 // linkSpan is the first and last effect of a key linked to one job.

@@ -16,6 +16,9 @@ const MaxListed = 1000
 type Findings struct {
 	byFP  map[string]*twicetype.Finding
 	order []string
+	// dirty, when live views are on, collects the findings added to since
+	// the last Set.Changes.
+	dirty map[liveKey]struct{}
 }
 
 func newFindings() *Findings {
@@ -26,6 +29,22 @@ func newFindings() *Findings {
 // fingerprint. rawSubject is the subject before redaction; it keys the
 // fingerprint so that fingerprints do not change with redaction.
 func (f *Findings) add(rawSubject string, n *twicetype.Finding) {
+	normalize(rawSubject, n)
+	if f.dirty != nil {
+		f.dirty[liveKey{n.Detector, rawSubject}] = struct{}{}
+	}
+	old := f.byFP[n.Fingerprint]
+	if old == nil {
+		f.byFP[n.Fingerprint] = n
+		f.order = append(f.order, n.Fingerprint)
+		return
+	}
+	merge(old, n)
+}
+
+// normalize sets a new finding's fingerprint, fills its nil lists and
+// caps them.
+func normalize(rawSubject string, n *twicetype.Finding) {
 	n.Fingerprint = twicetype.Fingerprint(n.Detector, rawSubject)
 	if n.Jobs == nil {
 		n.Jobs = []string{}
@@ -38,12 +57,10 @@ func (f *Findings) add(rawSubject string, n *twicetype.Finding) {
 	}
 	capList(n, &n.Jobs, "omitted_jobs")
 	capList(n, &n.Events, "omitted_events")
-	old := f.byFP[n.Fingerprint]
-	if old == nil {
-		f.byFP[n.Fingerprint] = n
-		f.order = append(f.order, n.Fingerprint)
-		return
-	}
+}
+
+// merge folds n into old, a finding with the same fingerprint.
+func merge(old, n *twicetype.Finding) {
 	old.Count += n.Count
 	old.FirstTime = min(old.FirstTime, n.FirstTime)
 	old.LastTime = max(old.LastTime, n.LastTime)

@@ -43,9 +43,17 @@ func (d *outOfOrder) observe(s *Set, ev *twicetype.Event, r *refs) {
 }
 
 func (d *outOfOrder) releaseEntity(s *Set, e *Entity) {
+	if f := d.judge(s, e); f != nil {
+		s.findings.add(e.Name, f)
+	}
+}
+
+// judge returns the finding for the regressions of e seen so far, nil
+// when there are none.
+func (d *outOfOrder) judge(s *Set, e *Entity) *twicetype.Finding {
 	o := &e.ooo
 	if o.count == 0 {
-		return
+		return nil
 	}
 	f := base(d.ID(), d.st)
 	f.Subject = s.show("entity", e.Name)
@@ -64,5 +72,5 @@ func (d *outOfOrder) releaseEntity(s *Set, e *Entity) {
 		"last_seq":    e.lastSeq,
 		"regressions": o.pairs,
 	}
-	s.findings.add(e.Name, f)
+	return f
 }

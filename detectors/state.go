@@ -166,6 +166,11 @@ type Set struct {
 	ord     uint64
 
 	findings *Findings
+
+	// The detectors live views judge ahead of release; nil when off.
+	dup *duplicateEffect
+	ooo *outOfOrder
+	dl  *deadLetter
 }
 
 // New builds a Set from options. It does no I/O.
@@ -208,9 +213,22 @@ func New(opts Options) *Set {
 		newRetryStorm(settings[twicetype.RetryStorm]),
 		newDeadLetter(settings[twicetype.DeadLetter]),
 	}
+	if opts.Live {
+		s.findings.dirty = make(map[liveKey]struct{})
+	}
 	for _, d := range all {
 		if !settings[d.ID()].Enabled {
 			continue
+		}
+		if opts.Live {
+			switch d := d.(type) {
+			case *duplicateEffect:
+				s.dup = d
+			case *outOfOrder:
+				s.ooo = d
+			case *deadLetter:
+				s.dl = d
+			}
 		}
 		s.detectors = append(s.detectors, d)
 		if o, ok := d.(eventObserver); ok {
@@ -279,10 +297,32 @@ func (s *Set) Process(ev *twicetype.Event) {
 	if r.job != nil && ev.Kind == twicetype.JobEnqueued && r.job.deadOrd != 0 {
 		r.job.replays = append(r.job.replays, replay{deadOrd: r.job.deadOrd, enqOrd: r.ord})
 	}
+	if s.findings.dirty != nil {
+		s.markLive(ev, &r)
+	}
 	for _, o := range s.observers {
 		o.observe(s, ev, &r)
 	}
+	var wasDead bool
+	var wasQueue string
+	if s.dl != nil && r.job != nil {
+		wasDead, wasQueue = r.job.deadOrd != 0, deadQueueName(r.job)
+	}
 	s.afterObserve(ev, &r)
+	if s.dl != nil && r.job != nil && (wasDead != (r.job.deadOrd != 0)) {
+		s.dl.track(s, r.job, wasDead, wasQueue)
+	}
+}
+
+// Advance moves the clock to t without an event: deadlines strictly
+// before t fire and idle state is released. A t at or before the clock
+// changes nothing.
+func (s *Set) Advance(t int64) {
+	if !s.started || t <= s.clock {
+		return
+	}
+	s.advance(t)
+	s.clock = t
 }
 
 // afterObserve updates the shared state the detectors read as "before

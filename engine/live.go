@@ -1,0 +1,42 @@
+package engine
+
+import "github.com/twicehq/twice/detectors"
+
+// Changes returns the findings that changed since the last call, as they
+// stand now (detectors.Set.Changes); it needs Options.Detectors.Live. The
+// detectors must have taken every event first, so Changes ends a
+// pipeline: call it from the goroutine that calls Add.
+func (e *Engine) Changes() []detectors.View {
+	e.stopPipeline()
+	return e.det.Changes()
+}
+
+// Advance moves event time to t without an event: deadlines strictly
+// before t fire and state idle for longer than the horizon before t is
+// released, as if an event at t had arrived. A sidecar uses it when its
+// sources are idle. Times at or before the clock change nothing.
+// Buffered events before t are audited first, and t becomes the
+// watermark: an event before t that arrives later is late.
+func (e *Engine) Advance(t int64) {
+	for e.buf.len() > 0 && e.buf.min().time < t {
+		it := e.buf.pop()
+		if !e.released || it.time > e.watermark {
+			e.watermark = it.time
+		}
+		e.released = true
+		e.audit(it.ev)
+	}
+	e.stopPipeline()
+	if !e.released || t > e.watermark {
+		e.watermark = t
+		e.released = true
+	}
+	e.det.Advance(t)
+}
+
+// Open counts the records the detectors hold: jobs, effect keys and
+// entities.
+func (e *Engine) Open() (jobs, keys, entities int) {
+	e.stopPipeline()
+	return e.det.Open()
+}
