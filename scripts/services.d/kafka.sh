@@ -1,0 +1,165 @@
+# shellcheck shell=bash
+# Apache Kafka for tests: one KRaft node (broker and controller in one JVM) on
+# 127.0.0.1, run with the machine's Java 17+ from the Maven Central jars that
+# kafka/pom.xml lists (cached in .services/kafka/jars-*, so only the first
+# `up` downloads). Sourced by scripts/services; see the contract there.
+#
+#   TWICE_KAFKA_PORT   client port to prefer (default 19092; a free one if taken)
+#   KAFKA_HEAP_OPTS    JVM heap (default -Xms256m -Xmx512m)
+#
+# Every start formats a fresh, empty cluster: no topic survives `down`.
+
+kafka_defs=$SERVICES_ROOT/scripts/services.d/kafka
+
+kafka_running() {
+	svc_pid_alive "$SERVICES_STATE/kafka/kafka.pid" "$SERVICES_STATE/kafka/server.properties"
+}
+
+kafka_up() {
+	local dir port cport jars pid start=$SECONDS
+	dir=$(svc_dir kafka)
+	kafka_ready_bin "$dir"
+	if kafka_running && [ -s "$dir/port" ]; then
+		port=$(<"$dir/port")
+		svc_log "kafka: already running (pid $(<"$dir/kafka.pid")) on 127.0.0.1:$port"
+		"$dir/bin/ready" -timeout 30s -pid "$(<"$dir/kafka.pid")" "127.0.0.1:$port"
+		echo "export TWICE_KAFKA_BROKERS=127.0.0.1:$port"
+		return 0
+	fi
+	svc_stop "$dir/kafka.pid" "$dir/server.properties" # a stale or half-started one
+	kafka_need_tools
+	jars=$(kafka_jars "$dir")
+
+	port=$(svc_free_port "${TWICE_KAFKA_PORT:-19092}")
+	cport=$(svc_free_port $((port + 1)))
+	while [ "$cport" = "$port" ]; do cport=$(svc_free_port 0); done
+	rm -rf "$dir/data" "$dir/logs" "$dir/port"
+	mkdir -p "$dir/logs"
+	cat >"$dir/server.properties" <<PROPS
+# Written by scripts/services.d/kafka.sh; rewritten on every start.
+process.roles=broker,controller
+node.id=1
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
+advertised.listeners=PLAINTEXT://127.0.0.1:$port
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=PLAINTEXT
+controller.listener.names=CONTROLLER
+controller.quorum.bootstrap.servers=127.0.0.1:$cport
+log.dirs=$dir/data
+
+# Tests create the topics they use, each its own.
+auto.create.topics.enable=false
+delete.topic.enable=true
+num.partitions=1
+default.replication.factor=1
+min.insync.replicas=1
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=4
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=4
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+share.coordinator.state.topic.num.partitions=1
+group.initial.rebalance.delay.ms=0
+
+# Small and short-lived: a 2-core machine that also runs the tests.
+num.network.threads=2
+num.io.threads=4
+num.recovery.threads.per.data.dir=1
+background.threads=4
+log.retention.ms=3600000
+log.retention.check.interval.ms=30000
+log.segment.bytes=67108864
+PROPS
+
+	svc_log "kafka: formatting a new cluster in $dir/data"
+	java -Xmx256m -Dlog4j2.configurationFile="$kafka_defs/log4j2.properties" \
+		-Dkafka.logs.dir="$dir/logs/format" -cp "$jars/*" kafka.tools.StorageTool \
+		format --standalone -t "$(kafka_cluster_id)" -c "$dir/server.properties" >"$dir/format.log" 2>&1 || {
+		tail -n 20 "$dir/format.log" >&2
+		return 1
+	}
+
+	svc_log "kafka: starting on 127.0.0.1:$port (controller $cport), log $dir/logs/server.log"
+	# setsid: the broker outlives this shell and a Ctrl-C of the caller;
+	# stdout/stderr to a file so that $(scripts/services up) does not wait on it.
+	# shellcheck disable=SC2086
+	setsid java ${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m} \
+		-XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 \
+		-XX:+ExplicitGCInvokesConcurrent -Djava.awt.headless=true \
+		-Dlog4j2.configurationFile="$kafka_defs/log4j2.properties" \
+		-Dkafka.logs.dir="$dir/logs" \
+		-cp "$jars/*" kafka.Kafka "$dir/server.properties" \
+		>"$dir/logs/stdout.log" 2>&1 </dev/null &
+	pid=$!
+	echo "$pid" >"$dir/kafka.pid"
+	if ! "$dir/bin/ready" -timeout "${TWICE_KAFKA_START_TIMEOUT:-120s}" -pid "$pid" "127.0.0.1:$port"; then
+		svc_log "kafka: did not become ready; last lines of its logs:"
+		tail -n 30 "$dir/logs/stdout.log" "$dir/logs/server.log" >&2 || true
+		svc_stop "$dir/kafka.pid" "$dir/server.properties" 10
+		return 1
+	fi
+	echo "$port" >"$dir/port"
+	svc_log "kafka: ready in $((SECONDS - start))s (pid $pid)"
+	echo "export TWICE_KAFKA_BROKERS=127.0.0.1:$port"
+}
+
+kafka_down() {
+	local dir=$SERVICES_STATE/kafka
+	if kafka_running; then
+		svc_log "kafka: stopping pid $(<"$dir/kafka.pid")"
+	fi
+	svc_stop "$dir/kafka.pid" "$dir/server.properties" 30
+	rm -rf "$dir/data" "$dir/port"
+}
+
+# kafka_jars DIR: prints the directory holding the broker's jars, copying
+# them from Maven Central (through ~/.m2) when kafka/pom.xml changed.
+kafka_jars() {
+	local dir=$1 sum jars
+	sum=$(sha256sum "$kafka_defs/pom.xml" | cut -c1-12)
+	jars=$dir/jars-$sum
+	if [ ! -f "$jars/.complete" ]; then
+		svc_log "kafka: fetching the broker's jars with mvn (first run only)"
+		rm -rf "$jars" "$dir"/jars-*
+		# sed: Debian's mvn 3.8 prints colour codes even with -q -B.
+		mvn -q -B -f "$kafka_defs/pom.xml" dependency:copy-dependencies \
+			-DincludeScope=runtime -DoutputDirectory="$jars" 2>&1 |
+			sed -e 's/\x1b\[[0-9;]*m//g' -e '/^$/d' >&2
+		touch "$jars/.complete"
+	fi
+	printf '%s\n' "$jars"
+}
+
+# kafka_ready_bin DIR: builds the readiness check into DIR/bin/ready (the Go
+# build cache makes this a no-op when nothing changed).
+kafka_ready_bin() {
+	mkdir -p "$1/bin"
+	go build -o "$1/bin/ready" ./scripts/services.d/kafka/ready
+}
+
+kafka_cluster_id() {
+	python3 -c 'import base64, uuid; print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))'
+}
+
+# kafka_need_tools: Java 17+ and Maven, from Debian's packages if missing.
+kafka_need_tools() {
+	local missing=() major
+	command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
+	command -v mvn >/dev/null || missing+=(maven)
+	if [ ${#missing[@]} -gt 0 ]; then
+		if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+			svc_log "kafka needs Java 17+ and Maven; install: ${missing[*]}"
+			return 1
+		fi
+		svc_log "kafka: installing ${missing[*]}"
+		apt-get update -qq >&2
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
+	fi
+	major=$(java -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java.specification.version = \([0-9]*\).*/\1/p')
+	if [ "${major:-0}" -lt 17 ]; then
+		svc_log "kafka 4 needs Java 17+, java here is ${major:-unknown}"
+		return 1
+	fi
+}
