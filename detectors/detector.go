@@ -111,6 +111,13 @@ type Options struct {
 	// Redact hashes a field's value before it reaches a finding; nil keeps
 	// values as they are. field is an event field name (job_id, key, ...).
 	Redact func(field, value string) string
+	// MaxJobs, MaxKeys and MaxEntities cap the records held (0: no cap).
+	// Past a cap the record idle the longest is judged and released
+	// early, and counted in Evicted: coverage is reduced (a duplicate of
+	// an evicted key is not linked to it, an effect of an evicted key no
+	// longer meets an expectation), but memory stays bounded whatever the
+	// cardinality of the input.
+	MaxJobs, MaxKeys, MaxEntities int
 	// Live makes the Set track which findings change, for Changes: a
 	// sidecar shows findings as they stand instead of waiting for the
 	// state behind them to be released.

@@ -107,6 +107,8 @@ func (l *life) touch(t int64) {
 
 func (l *life) seen() int64 { return l.lastSeen }
 
+func (l *life) isReleased() bool { return l.released }
+
 // record is what the horizon releases: a job, an effect key or an entity.
 type record[T any] interface {
 	*T
@@ -164,6 +166,8 @@ type Set struct {
 	clock   int64
 	started bool
 	ord     uint64
+	// evicted counts records released early by a cap.
+	evicted int64
 
 	findings *Findings
 
@@ -387,6 +391,9 @@ func attemptOf(ev *twicetype.Event) int64 {
 // effect's own fields describe the effect, not its job.
 func (s *Set) job(ev *twicetype.Event) *Job {
 	j := s.jobs[ev.JobID]
+	if j == nil && s.opts.MaxJobs > 0 && len(s.jobs) >= s.opts.MaxJobs {
+		evict(s, &s.jobExp, ev.Time, s.releaseJob)
+	}
 	if j == nil {
 		j = &Job{ID: ev.JobID, started: ev.Time, life: life{lastSeen: ev.Time}}
 		s.jobs[ev.JobID] = j
@@ -457,16 +464,47 @@ func (s *Set) effectJob(ev *twicetype.Event, r *refs) *Job {
 }
 
 func (s *Set) effectKey(key string, t int64) *EffectKey {
+	if max := s.opts.MaxKeys; max > 0 && len(s.keys) >= max && s.keys[key] == nil {
+		evict(s, &s.keyExp, t, func(k *EffectKey) { s.releaseKey(k) })
+	}
 	return lookup(s.keys, &s.keyExp, key, t, s.horizon, func() *EffectKey {
 		return &EffectKey{Key: key, life: life{lastSeen: t}}
 	})
 }
 
 func (s *Set) entity(name string, t int64) *Entity {
+	if max := s.opts.MaxEntities; max > 0 && len(s.entities) >= max && s.entities[name] == nil {
+		evict(s, &s.entityExp, t, func(e *Entity) { s.releaseEntity(e) })
+	}
 	return lookup(s.entities, &s.entityExp, name, t, s.horizon, func() *Entity {
 		return &Entity{Name: name, life: life{lastSeen: t}}
 	})
 }
+
+// evict releases the record of q idle the longest, to make room under a
+// cap. Entries of records seen since they were queued go back with their
+// new expiry first, so the one released is the least recently seen.
+func evict[T any, P interface {
+	record[T]
+	isReleased() bool
+}](s *Set, q *fifo[expiry[T]], t int64, release func(*T)) {
+	for n := q.len(); n > 0; n-- {
+		x := q.pop()
+		if P(x.rec).isReleased() {
+			continue
+		}
+		if at := P(x.rec).seen() + s.horizon; at > x.at {
+			q.push(expiry[T]{at: at, rec: x.rec})
+			continue
+		}
+		release(x.rec)
+		s.evicted++
+		return
+	}
+}
+
+// Evicted returns how many records caps released early.
+func (s *Set) Evicted() int64 { return s.evicted }
 
 // lookup returns the record of key seen at t, creating it (and queueing
 // its expiry) when there is none; create must set its lastSeen to t.

@@ -40,8 +40,18 @@ type Options struct {
 	ReorderBuffer int
 	// Strict makes the first malformed line an error.
 	Strict bool
+	// MaxIdentities bounds the identities remembered to recognise repeated
+	// deliveries (0: all of them, as an audit of files needs). A sidecar
+	// runs without end: it remembers the last MaxIdentities to
+	// 2×MaxIdentities, 8 bytes each, so a copy delivered again after that
+	// many newer events would count twice.
+	MaxIdentities int
 	// OnMalformed, if set, sees every malformed line as it is found.
 	OnMalformed func(twicetype.Malformed)
+	// ConfigHash identifies the configuration (rules, settings,
+	// redaction) for snapshots: Snapshot writes it and Restore refuses a
+	// snapshot taken with another.
+	ConfigHash string
 }
 
 // Engine is one audit in progress. It is not safe for concurrent use.
@@ -49,7 +59,10 @@ type Engine struct {
 	opts Options
 	det  *detectors.Set
 	ids  hashset.Set
-	sum  twicetype.Summary
+	// idsOld is the previous generation of identities when
+	// Options.MaxIdentities bounds them.
+	idsOld hashset.Set
+	sum    twicetype.Summary
 
 	buf       reorderBuffer
 	arrivals  uint64
@@ -102,9 +115,14 @@ func (e *Engine) Malformed(m twicetype.Malformed) error {
 // Add takes one valid event. The engine keeps the pointer until the event
 // has been audited; the caller must not change the event afterwards.
 func (e *Engine) Add(ev *twicetype.Event) {
-	if !e.ids.Add(ev.Identity) {
+	if e.idsOld.Len() > 0 && e.idsOld.Has(ev.Identity) || !e.ids.Add(ev.Identity) {
 		e.sum.RepeatedIDs++
 		return
+	}
+	if max := e.opts.MaxIdentities; max > 0 && e.ids.Len() >= max {
+		// Two generations of at most max identities each: repeats are
+		// recognised among the last max to 2×max identities seen.
+		e.idsOld, e.ids = e.ids, hashset.Set{}
 	}
 	s := &e.sum
 	if s.Events == 0 || ev.Time < s.From {
@@ -167,6 +185,7 @@ func (e *Engine) Finish() *twicetype.Report {
 		e.sum.Pending = e.det.Finish(e.sum.To)
 	}
 	e.sum.Jobs = e.det.Jobs()
+	e.sum.Evicted = e.det.Evicted()
 	f := e.det.Findings()
 	e.sum.Findings = f.Counts(e.det.Enabled())
 	e.finished = &twicetype.Report{Summary: e.sum, Findings: f.Sorted()}

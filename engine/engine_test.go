@@ -120,3 +120,23 @@ func minItem(xs []bufItem) bufItem {
 	}
 	return m
 }
+
+// TestEngineBoundsIdentities: with MaxIdentities, repeats are recognised
+// among the last identities seen, and memory holds two generations.
+func TestEngineBoundsIdentities(t *testing.T) {
+	e := New(Options{Lateness: 0, MaxIdentities: 100})
+	ev := func(i int) *twicetype.Event {
+		return &twicetype.Event{Identity: uint64(i + 1), Time: int64(i), Kind: twicetype.State, Entity: "e"}
+	}
+	for i := 0; i < 1000; i++ {
+		e.Add(ev(i))
+	}
+	if n := e.ids.Len() + e.idsOld.Len(); n > 200 {
+		t.Fatalf("%d identities held, want at most 2×100", n)
+	}
+	e.Add(ev(999)) // a recent repeat: recognised
+	e.Add(ev(0))   // 1000 identities ago: forgotten, counted again
+	if s := e.Summary(); s.RepeatedIDs != 1 || s.Events != 1001 {
+		t.Fatalf("repeated=%d events=%d, want 1 and 1001", s.RepeatedIDs, s.Events)
+	}
+}

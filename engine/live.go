@@ -1,6 +1,9 @@
 package engine
 
-import "github.com/twicehq/twice/detectors"
+import (
+	"github.com/twicehq/twice/detectors"
+	"github.com/twicehq/twice/twicetype"
+)
 
 // Changes returns the findings that changed since the last call, as they
 // stand now (detectors.Set.Changes); it needs Options.Detectors.Live. The
@@ -40,3 +43,17 @@ func (e *Engine) Open() (jobs, keys, entities int) {
 	e.stopPipeline()
 	return e.det.Open()
 }
+
+// Summary returns the counts so far (events, repeats, malformed, late,
+// evicted...); Pending, Jobs and Findings are only set by Finish.
+func (e *Engine) Summary() twicetype.Summary {
+	s := e.sum
+	if e.pipe == nil {
+		s.Evicted = e.det.Evicted()
+	}
+	return s
+}
+
+// Watermark returns the event time up to which events have been audited,
+// and false before the first.
+func (e *Engine) Watermark() (int64, bool) { return e.watermark, e.released }

@@ -30,6 +30,25 @@ func (s *Set) Add(h uint64) bool {
 	}
 }
 
+// Has reports whether h is in the set.
+func (s *Set) Has(h uint64) bool {
+	if h == 0 {
+		h = 1
+	}
+	if len(s.slots) == 0 {
+		return false
+	}
+	mask := uint64(len(s.slots) - 1)
+	for i := h & mask; ; i = (i + 1) & mask {
+		switch s.slots[i] {
+		case h:
+			return true
+		case 0:
+			return false
+		}
+	}
+}
+
 // Len returns the number of hashes in the set.
 func (s *Set) Len() int { return s.n }
 
