@@ -1,6 +1,7 @@
 // Package config reads twice.yaml (spec §3): where events come from, which
 // effects each job type must produce, detector thresholds, severities and
-// switches, which fields reports hash, and how the engine buffers events.
+// switches, which fields reports hash, how the engine buffers events and
+// how `twice watch` runs.
 //
 // Load and Parse check a file strictly: an unknown key, a duplicate key, a
 // value of the wrong type or out of range is an error that names the file,
@@ -12,11 +13,14 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/twicehq/twice/collectors/kafka/mapexpr"
 	"github.com/twicehq/twice/detectors"
 	"github.com/twicehq/twice/engine"
 	"github.com/twicehq/twice/keytemplate"
@@ -38,23 +42,161 @@ type Config struct {
 	Redact []string
 	// Engine tunes how events are buffered and how long state is kept.
 	Engine Engine
+	// Watch configures `twice watch`, the sidecar.
+	Watch Watch
 }
 
-// Source is one input. Type is "file" (the only type for now): Paths are
-// JSON Lines files, "-" for stdin, ".gz" read as gzip, used as written
-// (relative paths are relative to the working directory).
+// Source is one input, of Type "file" or "kafka".
+//
+// A file source reads Paths: JSON Lines files, "-" for stdin, ".gz" read as
+// gzip, used as written (relative paths are relative to the working
+// directory). A kafka source reads the topics that Kafka names.
 type Source struct {
 	// Name names the source in reports and on the command line; Load sets
-	// it to the first path when the file gives none. Names are unique.
+	// it to the first path of a file source when the file gives none (a
+	// kafka source must have one). Names are unique.
 	Name string
-	// Type is the collector type; Load sets "file" when the file gives
-	// none.
-	Type  string
+	// Type is the collector type, SourceFile or SourceKafka; Load sets
+	// "file" when the file gives none.
+	Type string
+	// Paths are the files of a file source; empty for kafka.
 	Paths []string
+	// Kafka is set for a kafka source, nil for a file source.
+	Kafka *KafkaSource
 	// Line is where the source is written in the file, 0 when built in
 	// code.
 	Line int
 }
+
+// The source types.
+const (
+	SourceFile  = "file"
+	SourceKafka = "kafka"
+)
+
+// KafkaSource is what a source of type kafka reads and how it maps
+// messages to events.
+type KafkaSource struct {
+	// Brokers are the bootstrap brokers, host:port; at least one.
+	Brokers []string
+	// Topics are read in full, every partition; at least one, unique.
+	Topics []string
+	// Group is the consumer group twice commits its positions to, for lag
+	// dashboards and as a fallback start; default DefaultGroup.
+	Group string
+	// Format is FormatTwice (default: each message value is one
+	// normalized event, spec §1, as JSON) or FormatMap (the value is any
+	// JSON and Map says how it becomes an event).
+	Format string
+	// Map holds, for FormatMap, one expression per event field, in file
+	// order; empty for FormatTwice.
+	Map []MapField
+	// Start is where a consumer with no checkpoint and no committed group
+	// offset starts: StartEarliest (default), StartLatest or StartTime, in
+	// which case StartTime is the time.
+	Start     string
+	StartTime time.Time
+	// DeadLetter is a file that messages which do not map are appended to,
+	// as JSON lines; "" for none.
+	DeadLetter string
+}
+
+// The formats of a kafka source.
+const (
+	FormatTwice = "twice"
+	FormatMap   = "map"
+)
+
+// The start positions of a kafka source.
+const (
+	StartEarliest = "earliest"
+	StartLatest   = "latest"
+	StartTime     = "time"
+)
+
+// DefaultGroup is a kafka source's group when the file gives none.
+const DefaultGroup = "twice"
+
+// MapField is one entry of a kafka source's map: the expression that
+// computes one field of the event.
+type MapField struct {
+	// Field is a field name of spec §1 (mapexpr.Fields).
+	Field string
+	// Expr is the compiled expression.
+	Expr *mapexpr.Program
+	// Line and Column are where the expression is written, 0 when built
+	// in code.
+	Line, Column int
+}
+
+// Watch configures `twice watch`.
+type Watch struct {
+	// StateDir holds checkpoints and snapshots; default DefaultStateDir.
+	StateDir string
+	// Listen is the address of the HTTP API, host:port; default
+	// DefaultListen, "" for no HTTP server.
+	Listen string
+	// CheckpointInterval is how often positions and state are made
+	// durable; default 1s.
+	CheckpointInterval time.Duration
+	// SnapshotInterval is how often the full detector state is written;
+	// default 1m.
+	SnapshotInterval time.Duration
+	// IdleTimeout is how long a partition may go without a message before
+	// it stops holding the watermark back; default 5s.
+	IdleTimeout time.Duration
+	// Findings are where findings go, in file order; default one stdout
+	// sink. An empty list in the file means no sink (the HTTP API only).
+	Findings []Sink
+	// Limits cap the state watch keeps.
+	Limits Limits
+	// DeadLetterMaxBytes caps each dead-letter file: past it, messages are
+	// counted but no longer written. Default 64 MiB, at least 1.
+	DeadLetterMaxBytes int64
+}
+
+// Sink is one destination of findings.
+type Sink struct {
+	// Type is SinkStdout, SinkFile or SinkKafka.
+	Type string
+	// Path is the file of a file sink.
+	Path string
+	// Brokers and Topic are where a kafka sink produces.
+	Brokers []string
+	Topic   string
+	// Line is where the sink is written in the file, 0 when built in code.
+	Line int
+}
+
+// The sink types.
+const (
+	SinkStdout = "stdout"
+	SinkFile   = "file"
+	SinkKafka  = "kafka"
+)
+
+// Limits cap the open state of `twice watch`; 0 means no cap.
+type Limits struct {
+	MaxJobs       int
+	MaxEffectKeys int
+	MaxEntities   int
+	// MaxIdentities bounds the event identities remembered to recognise
+	// repeated deliveries: the last MaxIdentities to twice that many,
+	// 8 bytes each; default DefaultMaxIdentities.
+	MaxIdentities int
+}
+
+// Defaults of the watch section.
+const (
+	DefaultStateDir           = "./twice-state"
+	DefaultListen             = "127.0.0.1:8080"
+	DefaultCheckpointInterval = time.Second
+	DefaultSnapshotInterval   = time.Minute
+	DefaultIdleTimeout        = 5 * time.Second
+	DefaultLimit              = 1_000_000
+	DefaultMaxIdentities      = 10_000_000
+	DefaultDeadLetterMaxBytes = 64 << 20
+)
 
 // Rule is one expectation: every job of JobType that succeeds must produce
 // Count effects of type Effect with the effect_key EffectKey renders for
@@ -125,10 +267,18 @@ var thresholdKeys = map[string][]string{
 var redactFields = []string{"id", "job_id", "key", "effect_key", "entity", "queue", "job_type", "effect", "error"}
 
 // sourceTypes are the known source types.
-var sourceTypes = []string{"file"}
+var sourceTypes = []string{SourceFile, SourceKafka}
+
+var (
+	formats    = []string{FormatTwice, FormatMap}
+	sinkTypes  = []string{SinkStdout, SinkFile, SinkKafka}
+	topicName  = regexp.MustCompile(`^[a-zA-Z0-9._-]{1,249}$`)
+	startWords = []string{StartEarliest, StartLatest}
+)
 
 // Default returns the configuration of an empty twice.yaml: no sources, no
-// expectations, every detector on with spec §2's defaults.
+// expectations, every detector on with spec §2's defaults, and the watch
+// defaults (findings on stdout).
 func Default() *Config {
 	c := &Config{
 		Detectors: make(map[string]Detector, len(twicetype.DetectorIDs)),
@@ -136,6 +286,16 @@ func Default() *Config {
 			Lateness:      LatenessUnbounded,
 			ReorderBuffer: DefaultReorderBuffer,
 			Horizon:       DefaultHorizon,
+		},
+		Watch: Watch{
+			StateDir:           DefaultStateDir,
+			Listen:             DefaultListen,
+			CheckpointInterval: DefaultCheckpointInterval,
+			SnapshotInterval:   DefaultSnapshotInterval,
+			IdleTimeout:        DefaultIdleTimeout,
+			Findings:           []Sink{{Type: SinkStdout}},
+			Limits:             Limits{MaxJobs: DefaultLimit, MaxEffectKeys: DefaultLimit, MaxEntities: DefaultLimit, MaxIdentities: DefaultMaxIdentities},
+			DeadLetterMaxBytes: DefaultDeadLetterMaxBytes,
 		},
 	}
 	defaults := detectors.DefaultSettings()
@@ -204,12 +364,29 @@ func (c *Config) Validate() error {
 		} else {
 			names[s.Name] = i
 		}
-		if len(s.Paths) == 0 {
-			add(path+".paths", "no paths")
-		}
-		for j, p := range s.Paths {
-			if p == "" {
-				add(fmt.Sprintf("%s.paths[%d]", path, j), "empty")
+		switch s.Type {
+		case SourceFile:
+			if len(s.Paths) == 0 {
+				add(path+".paths", "no paths")
+			}
+			for j, p := range s.Paths {
+				if p == "" {
+					add(fmt.Sprintf("%s.paths[%d]", path, j), "empty")
+				}
+			}
+			if s.Kafka != nil {
+				add(path, "a file source has no Kafka settings")
+			}
+		case SourceKafka:
+			if len(s.Paths) > 0 {
+				add(path+".paths", "a kafka source has no paths")
+			}
+			if s.Kafka == nil {
+				add(path, "no Kafka settings")
+				continue
+			}
+			for _, e := range s.Kafka.validate() {
+				add(join(path, e.Path), "%s", e.Msg)
 			}
 		}
 	}
@@ -273,7 +450,211 @@ func (c *Config) Validate() error {
 	if msg := checkPositive(c.Engine.Horizon); msg != "" {
 		add("engine.horizon", "%s", msg)
 	}
+	for _, e := range c.Watch.validate() {
+		add(join("watch", e.Path), "%s", e.Msg)
+	}
 	return errors.Join(errs...)
+}
+
+// validate checks a kafka source; each Error's Path is relative to it.
+func (k *KafkaSource) validate() []*Error {
+	var errs []*Error
+	add := func(path, format string, args ...any) {
+		errs = append(errs, &Error{Path: path, Msg: fmt.Sprintf(format, args...)})
+	}
+	if len(k.Brokers) == 0 {
+		add("brokers", "no brokers")
+	}
+	for i, b := range k.Brokers {
+		if msg := checkBroker(b); msg != "" {
+			add(fmt.Sprintf("brokers[%d]", i), "%s", msg)
+		}
+	}
+	if len(k.Topics) == 0 {
+		add("topics", "no topics")
+	}
+	seen := map[string]bool{}
+	for i, t := range k.Topics {
+		if msg := checkTopic(t, seen); msg != "" {
+			add(fmt.Sprintf("topics[%d]", i), "%s", msg)
+		}
+	}
+	if k.Group == "" {
+		add("group", "empty")
+	}
+	switch k.Format {
+	case FormatTwice:
+		if len(k.Map) > 0 {
+			add("map", "%s", msgMapNeedsFormat)
+		}
+	case FormatMap:
+		fields := map[string]bool{}
+		for _, f := range k.Map {
+			switch {
+			case !slices.Contains(mapexpr.Fields, f.Field):
+				add("map", "%s", unknownMapField(f.Field))
+			case fields[f.Field]:
+				add("map."+f.Field, "set twice")
+			case f.Expr == nil:
+				add("map."+f.Field, "no expression")
+			}
+			fields[f.Field] = true
+		}
+		for _, f := range requiredMapFields {
+			if !fields[f] {
+				add("map", "missing %s (every event needs it)", f)
+			}
+		}
+	default:
+		add("format", "%s", unknownFormat(k.Format))
+	}
+	switch k.Start {
+	case StartEarliest, StartLatest:
+		if !k.StartTime.IsZero() {
+			add("start", "StartTime is set but start is %q", k.Start)
+		}
+	case StartTime:
+		if k.StartTime.IsZero() {
+			add("start", "StartTime is zero")
+		}
+	default:
+		add("start", "%s", badStart(strconv.Quote(k.Start)))
+	}
+	return errs
+}
+
+// requiredMapFields are the fields a map must set: every event needs them.
+var requiredMapFields = []string{"ts", "kind"}
+
+// validate checks a watch section; each Error's Path is relative to it.
+func (w *Watch) validate() []*Error {
+	var errs []*Error
+	add := func(path, format string, args ...any) {
+		errs = append(errs, &Error{Path: path, Msg: fmt.Sprintf(format, args...)})
+	}
+	if w.StateDir == "" {
+		add("state_dir", "empty")
+	}
+	if w.Listen != "" {
+		if msg := checkListen(w.Listen); msg != "" {
+			add("listen", "%s", msg)
+		}
+	}
+	for key, d := range map[string]time.Duration{
+		"checkpoint_interval": w.CheckpointInterval,
+		"snapshot_interval":   w.SnapshotInterval,
+		"idle_timeout":        w.IdleTimeout,
+	} {
+		if msg := checkPositive(d); msg != "" {
+			add(key, "%s", msg)
+		}
+	}
+	for i, s := range w.Findings {
+		path := fmt.Sprintf("findings[%d]", i)
+		switch s.Type {
+		case SinkStdout:
+		case SinkFile:
+			if s.Path == "" {
+				add(path+".path", "empty")
+			}
+		case SinkKafka:
+			if len(s.Brokers) == 0 {
+				add(path+".brokers", "no brokers")
+			}
+			for j, b := range s.Brokers {
+				if msg := checkBroker(b); msg != "" {
+					add(fmt.Sprintf("%s.brokers[%d]", path, j), "%s", msg)
+				}
+			}
+			if msg := checkTopic(s.Topic, nil); msg != "" {
+				add(path+".topic", "%s", msg)
+			}
+		default:
+			add(path+".type", "%s", unknownSinkType(s.Type))
+		}
+	}
+	for key, n := range map[string]int{
+		"max_jobs":        w.Limits.MaxJobs,
+		"max_effect_keys": w.Limits.MaxEffectKeys,
+		"max_entities":    w.Limits.MaxEntities,
+		"max_identities":  w.Limits.MaxIdentities,
+	} {
+		if n < 0 {
+			add("limits."+key, "%s", checkAtLeast0(n))
+		}
+	}
+	if w.DeadLetterMaxBytes < 1 {
+		add("dead_letter_max_bytes", "must be at least 1, got %d", w.DeadLetterMaxBytes)
+	}
+	slices.SortFunc(errs, func(a, b *Error) int { return strings.Compare(a.Path, b.Path) })
+	return errs
+}
+
+func checkAtLeast0(n int) string {
+	if n < 0 {
+		return fmt.Sprintf("must be at least 0 (0: no cap), got %d", n)
+	}
+	return ""
+}
+
+// checkBroker checks a broker address; "" means valid.
+func checkBroker(b string) string {
+	host, port, err := net.SplitHostPort(b)
+	if err != nil || host == "" || !validPort(port, false) {
+		return fmt.Sprintf("want host:port, got %q", b)
+	}
+	return ""
+}
+
+// checkListen checks an HTTP listen address; the host may be empty (all
+// interfaces) and the port 0 (any free port).
+func checkListen(a string) string {
+	_, port, err := net.SplitHostPort(a)
+	if err != nil || !validPort(port, true) {
+		return fmt.Sprintf("want host:port (or \"\" for no HTTP API), got %q", a)
+	}
+	return ""
+}
+
+func validPort(s string, zero bool) bool {
+	n, err := strconv.Atoi(s)
+	return err == nil && n <= 65535 && (n > 0 || zero && n == 0) && s == strconv.Itoa(n)
+}
+
+// checkTopic checks a topic name against Kafka's rules, and against those
+// seen before it when seen is not nil, and records it.
+func checkTopic(t string, seen map[string]bool) string {
+	if t == "" {
+		return "must not be empty"
+	}
+	if !topicName.MatchString(t) || t == "." || t == ".." {
+		return fmt.Sprintf("invalid topic name %q (letters, digits, '.', '_' and '-', at most 249)", t)
+	}
+	if seen != nil {
+		if seen[t] {
+			return fmt.Sprintf("topic %q is listed twice", t)
+		}
+		seen[t] = true
+	}
+	return ""
+}
+
+const msgMapNeedsFormat = "map needs format: map"
+
+func unknownMapField(f string) string {
+	return fmt.Sprintf("unknown field %q (known: %s)", f, strings.Join(mapexpr.Fields, ", "))
+}
+
+func unknownFormat(f string) string {
+	return fmt.Sprintf("unknown format %q (known: %s)", f, strings.Join(formats, ", "))
+}
+
+func unknownSinkType(t string) string {
+	return fmt.Sprintf("unknown sink type %q (known: %s)", t, strings.Join(sinkTypes, ", "))
+}
+
+func badStart(got string) string {
+	return "want earliest, latest or an RFC 3339 time, got " + got
 }
 
 // checkThreshold checks the detector field that key sets; "" means valid.

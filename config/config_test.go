@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twicehq/twice/collectors/kafka/mapexpr"
 	"github.com/twicehq/twice/keytemplate"
 	"github.com/twicehq/twice/twicetype"
 )
@@ -71,6 +73,19 @@ func TestDefault(t *testing.T) {
 			t.Errorf("Detectors[%q] = %+v, want %+v", id, got, want)
 		}
 	}
+	wantWatch := Watch{
+		StateDir:           "./twice-state",
+		Listen:             "127.0.0.1:8080",
+		CheckpointInterval: time.Second,
+		SnapshotInterval:   time.Minute,
+		IdleTimeout:        5 * time.Second,
+		Findings:           []Sink{{Type: "stdout"}},
+		Limits:             Limits{MaxJobs: 1_000_000, MaxEffectKeys: 1_000_000, MaxEntities: 1_000_000, MaxIdentities: 10_000_000},
+		DeadLetterMaxBytes: 64 << 20,
+	}
+	if !reflect.DeepEqual(c.Watch, wantWatch) {
+		t.Errorf("Watch = %+v, want %+v", c.Watch, wantWatch)
+	}
 	// Default returns a fresh configuration each time.
 	c.Detectors["lost-job"] = Detector{}
 	if Default().Detectors["lost-job"].LostAfter != time.Hour {
@@ -113,9 +128,67 @@ func TestTestdataConfig(t *testing.T) {
 	wantSources := []Source{
 		{Name: "production", Type: "file", Paths: []string{"events/2026-11-24.jsonl.gz", "events/2026-11-25.jsonl"}, Line: 10},
 		{Name: "events/today.jsonl", Type: "file", Paths: []string{"events/today.jsonl"}, Line: 16},
+		{Name: "jobs", Type: "kafka", Line: 20, Kafka: &KafkaSource{
+			Brokers: []string{"kafka-1:9092", "kafka-2:9092"},
+			Topics:  []string{"job-events", "effects"},
+			Group:   "twice-prod",
+			Format:  "twice",
+			Start:   "latest",
+		}},
+		{Name: "mailer", Type: "kafka", Line: 32, Kafka: &KafkaSource{
+			Brokers:    []string{"localhost:9092"},
+			Topics:     []string{"mailer.log"},
+			Group:      "twice",
+			Format:     "map",
+			Start:      "time",
+			StartTime:  time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC),
+			DeadLetter: "/var/lib/twice/mailer.dead.jsonl",
+		}},
+	}
+	// The map's programs are compared by what they say and where.
+	var maps []string
+	for _, s := range c.Sources {
+		if s.Kafka == nil {
+			continue
+		}
+		for _, f := range s.Kafka.Map {
+			maps = append(maps, fmt.Sprintf("%d:%d %s: %s", f.Line, f.Column, f.Field, f.Expr))
+		}
+		s.Kafka.Map = nil
 	}
 	if !reflect.DeepEqual(c.Sources, wantSources) {
 		t.Errorf("Sources =\n%+v\nwant\n%+v", c.Sources, wantSources)
+	}
+	wantMaps := []string{
+		`38:11 id: value.uuid`,
+		`39:11 ts: timestamp`,
+		`40:13 kind: value.type == "sent" ? "effect" : "state"`,
+		`41:14 queue: topic`,
+		`42:15 effect: "email." + value.type`,
+		`43:19 effect_key: "receipt/" + value.payment_id`,
+		`44:15 entity: key`,
+		`45:12 seq: value.version`,
+		`46:14 attrs: {"trace": headers["trace-id"]}`,
+	}
+	if !slices.Equal(maps, wantMaps) {
+		t.Errorf("map =\n%s\nwant\n%s", strings.Join(maps, "\n"), strings.Join(wantMaps, "\n"))
+	}
+	wantWatch := Watch{
+		StateDir:           "/var/lib/twice",
+		Listen:             ":9090",
+		CheckpointInterval: 5 * time.Second,
+		SnapshotInterval:   10 * time.Minute,
+		IdleTimeout:        30 * time.Second,
+		Findings: []Sink{
+			{Type: "stdout", Line: 112},
+			{Type: "file", Path: "/var/log/twice/findings.jsonl", Line: 113},
+			{Type: "kafka", Brokers: []string{"kafka-1:9092"}, Topic: "twice-findings", Line: 114},
+		},
+		Limits:             Limits{MaxJobs: 2000000, MaxEffectKeys: 500000, MaxEntities: 0, MaxIdentities: 10_000_000},
+		DeadLetterMaxBytes: 16 << 20,
+	}
+	if !reflect.DeepEqual(c.Watch, wantWatch) {
+		t.Errorf("Watch =\n%+v\nwant\n%+v", c.Watch, wantWatch)
 	}
 
 	type rule struct {
@@ -128,8 +201,8 @@ func TestTestdataConfig(t *testing.T) {
 		rules = append(rules, rule{r.JobType, r.Effect, r.EffectKey.String(), r.Within, r.Count, r.Line})
 	}
 	wantRules := []rule{
-		{"SendReceipt", "email.sent", "receipt/{{key}}", 10 * time.Minute, 2, 24},
-		{"ChargeCard", "ledger.insert", "{{job_type}}:{{ attrs.payment_id }}", 90 * time.Second, 1, 29},
+		{"SendReceipt", "email.sent", "receipt/{{key}}", 10 * time.Minute, 2, 56},
+		{"ChargeCard", "ledger.insert", "{{job_type}}:{{ attrs.payment_id }}", 90 * time.Second, 1, 61},
 	}
 	if !reflect.DeepEqual(rules, wantRules) {
 		t.Errorf("Expect =\n%+v\nwant\n%+v", rules, wantRules)
@@ -282,6 +355,67 @@ sources:
 	}
 }
 
+func TestParseKafkaSources(t *testing.T) {
+	t.Parallel()
+	c := parseOK(t, `
+sources:
+  - &kafka
+    name: a
+    type: kafka
+    brokers: [localhost:9092]
+    topics: [t1]
+  - <<: *kafka
+    name: b
+    topics: [t2, t3]
+    format: map
+    map: {ts: 1700000000000, kind: '"state"', entity: key, terminal: true}
+    start: "2026-11-24T10:00:00.5+01:00"
+watch:
+  listen: ""
+  findings: []
+  dead_letter_max_bytes: 1000
+`)
+	if len(c.Sources) != 2 {
+		t.Fatalf("Sources = %+v", c.Sources)
+	}
+	a, b := c.Sources[0], c.Sources[1]
+	wantA := &KafkaSource{Brokers: []string{"localhost:9092"}, Topics: []string{"t1"}, Group: "twice", Format: "twice", Start: "earliest"}
+	if a.Name != "a" || a.Type != "kafka" || a.Paths != nil || !reflect.DeepEqual(a.Kafka, wantA) {
+		t.Errorf("sources[0] = %+v %+v, want defaults %+v", a, a.Kafka, wantA)
+	}
+	var fields []string
+	for _, f := range b.Kafka.Map {
+		fields = append(fields, f.Field+"="+f.Expr.String())
+	}
+	if want := []string{"ts=1700000000000", `kind="state"`, "entity=key", "terminal=true"}; !slices.Equal(fields, want) {
+		t.Errorf("map = %q, want %q", fields, want)
+	}
+	if b.Kafka.Start != "time" || !b.Kafka.StartTime.Equal(time.Date(2026, 11, 24, 9, 0, 0, 5e8, time.UTC)) {
+		t.Errorf("start = %q %v", b.Kafka.Start, b.Kafka.StartTime)
+	}
+	if !slices.Equal(b.Kafka.Brokers, []string{"localhost:9092"}) || !slices.Equal(b.Kafka.Topics, []string{"t2", "t3"}) {
+		t.Errorf("merged source = %+v", b.Kafka)
+	}
+	if c.Watch.Listen != "" || c.Watch.Findings == nil || len(c.Watch.Findings) != 0 || c.Watch.DeadLetterMaxBytes != 1000 {
+		t.Errorf("Watch = %+v", c.Watch)
+	}
+	if c.Watch.StateDir != DefaultStateDir || c.Watch.IdleTimeout != DefaultIdleTimeout {
+		t.Errorf("Watch defaults lost: %+v", c.Watch)
+	}
+}
+
+func TestParseSizes(t *testing.T) {
+	t.Parallel()
+	for src, want := range map[string]int64{
+		"1": 1, "1B": 1, "2KiB": 2048, "3 MiB": 3 << 20, "1GiB": 1 << 30, "5KB": 5000, "7MB": 7e6, "2GB": 2e9,
+	} {
+		c := parseOK(t, "watch: {dead_letter_max_bytes: "+src+"}\n")
+		if c.Watch.DeadLetterMaxBytes != want {
+			t.Errorf("%s = %d, want %d", src, c.Watch.DeadLetterMaxBytes, want)
+		}
+	}
+}
+
 func TestParseAnchorsAndMerge(t *testing.T) {
 	t.Parallel()
 	c := parseOK(t, `
@@ -326,7 +460,7 @@ func TestParseErrors(t *testing.T) {
 	}{
 		// Structure.
 		{"unknown top-level key", "detector: {}\n",
-			`twice.yaml:1:1: unknown key "detector" (known: sources, expect, detectors, redact, engine)`},
+			`twice.yaml:1:1: unknown key "detector" (known: sources, expect, detectors, redact, engine, watch)`},
 		{"top level is a list", "- a\n",
 			`twice.yaml:1:1: want a mapping, got a list`},
 		{"top level is a string", "hello\n",
@@ -344,7 +478,7 @@ func TestParseErrors(t *testing.T) {
 
 		// Sources.
 		{"unknown source type", "sources:\n  - type: x\n    path: a\n",
-			`twice.yaml:2:11: sources[0].type: unknown source type "x" (known: file)`},
+			`twice.yaml:2:11: sources[0].type: unknown source type "x" (known: file, kafka)`},
 		{"unknown source key", "sources:\n  - path: a\n    topic: t\n",
 			`twice.yaml:3:5: sources[0]: unknown key "topic" (known: name, type, path, paths)`},
 		{"source without paths", "sources:\n  - name: a\n",
@@ -363,6 +497,97 @@ func TestParseErrors(t *testing.T) {
 			`twice.yaml:3:13: sources[1].name: duplicate source name "a" (also sources[0])`},
 		{"sources is a mapping", "sources: {path: a}\n",
 			`twice.yaml:1:10: sources: want a list, got a mapping`},
+
+		// Kafka sources.
+		{"kafka source without name", "sources:\n  - type: kafka\n    brokers: [b:9092]\n    topics: [t]\n",
+			`twice.yaml:2:5: sources[0]: missing name (a kafka source needs it)`},
+		{"kafka source without brokers and topics", "sources:\n  - {name: k, type: kafka}\n",
+			"twice.yaml:2:5: sources[0]: missing brokers (a kafka source needs it)\n" +
+				"twice.yaml:2:5: sources[0]: missing topics (a kafka source needs it)"},
+		{"kafka source with paths", "sources:\n  - name: k\n    type: kafka\n    brokers: [b:9092]\n    topics: [t]\n    paths: [a]\n",
+			`twice.yaml:6:5: sources[0]: unknown key "paths" (known: name, type, brokers, topics, group, format, map, start, dead_letter)`},
+		{"empty brokers", "sources:\n  - {name: k, type: kafka, brokers: [], topics: [t]}\n",
+			`twice.yaml:2:37: sources[0].brokers: no brokers`},
+		{"broker without port", "sources:\n  - {name: k, type: kafka, brokers: [localhost], topics: [t]}\n",
+			`twice.yaml:2:38: sources[0].brokers[0]: want host:port, got "localhost"`},
+		{"broker is a number", "sources:\n  - {name: k, type: kafka, brokers: [9092], topics: [t]}\n",
+			`twice.yaml:2:38: sources[0].brokers[0]: want a string, got 9092`},
+		{"bad topic name", "sources:\n  - {name: k, type: kafka, brokers: [b:1], topics: [\"a b\"]}\n",
+			`twice.yaml:2:53: sources[0].topics[0]: invalid topic name "a b" (letters, digits, '.', '_' and '-', at most 249)`},
+		{"topic listed twice", "sources:\n  - {name: k, type: kafka, brokers: [b:1], topics: [t, t]}\n",
+			`twice.yaml:2:56: sources[0].topics[1]: topic "t" is listed twice`},
+		{"empty group", "sources:\n  - name: k\n    type: kafka\n    brokers: [b:9092]\n    topics: [t]\n    group: \"\"\n",
+			`twice.yaml:6:12: sources[0].group: must not be empty`},
+		{"unknown format", "sources:\n  - name: k\n    type: kafka\n    brokers: [b:9092]\n    topics: [t]\n    format: avro\n",
+			`twice.yaml:6:13: sources[0].format: unknown format "avro" (known: twice, map)`},
+		{"map without format map", "sources:\n  - name: k\n    type: kafka\n    brokers: [b:9092]\n    topics: [t]\n    map: {ts: timestamp, kind: \"\\\"state\\\"\"}\n",
+			`twice.yaml:6:5: sources[0].map: map needs format: map`},
+		{"format map without map", "sources:\n  - name: k\n    type: kafka\n    brokers: [b:9092]\n    topics: [t]\n    format: map\n",
+			`twice.yaml:6:13: sources[0].format: format map needs a map`},
+		{"map without ts", "sources:\n  - name: k\n    type: kafka\n    brokers: [b:9092]\n    topics: [t]\n    format: map\n    map:\n      kind: \"\\\"state\\\"\"\n      entity: key\n",
+			`twice.yaml:7:5: sources[0].map: missing ts (every event needs it)`},
+		{"map of an unknown field", "sources:\n  - name: k\n    type: kafka\n    brokers: [b:9092]\n    topics: [t]\n    format: map\n    map:\n      ts: timestamp\n      kind: value.kind\n      job: value.job\n",
+			`twice.yaml:10:7: sources[0].map: unknown field "job" (known: id, ts, kind, queue, job_type, job_id, attempt, key, effect, effect_key, entity, seq, terminal, retry, error, attrs)`},
+		{"map expression syntax error", "sources:\n  - name: k\n    type: kafka\n    brokers: [b:9092]\n    topics: [t]\n    format: map\n    map:\n      ts: timestamp\n      kind: value.kind ==\n",
+			`twice.yaml:9:13: sources[0].map.kind: unexpected token EOF (column 13 of the expression)`},
+		{"map expression unknown name", "sources:\n  - name: k\n    type: kafka\n    brokers: [b:9092]\n    topics: [t]\n    format: map\n    map:\n      ts: timestamp\n      kind: valu.kind\n",
+			`twice.yaml:9:13: sources[0].map.kind: unknown name valu (column 1 of the expression)`},
+		{"map expression null", "sources:\n  - name: k\n    type: kafka\n    brokers: [b:9092]\n    topics: [t]\n    format: map\n    map:\n      ts: timestamp\n      kind:\n",
+			`twice.yaml:9:12: sources[0].map.kind: want an expression, got nothing`},
+		{"map expression a list", "sources:\n  - name: k\n    type: kafka\n    brokers: [b:9092]\n    topics: [t]\n    format: map\n    map:\n      ts: timestamp\n      kind: [a]\n",
+			`twice.yaml:9:13: sources[0].map.kind: want an expression, got a list`},
+		{"bad start", "sources:\n  - name: k\n    type: kafka\n    brokers: [b:9092]\n    topics: [t]\n    start: yesterday\n",
+			`twice.yaml:6:12: sources[0].start: want earliest, latest or an RFC 3339 time, got "yesterday"`},
+		{"start time without zone", "sources:\n  - name: k\n    type: kafka\n    brokers: [b:9092]\n    topics: [t]\n    start: \"2026-11-24T10:00:00\"\n",
+			`twice.yaml:6:12: sources[0].start: want earliest, latest or an RFC 3339 time, got "2026-11-24T10:00:00"`},
+		{"empty dead_letter", "sources:\n  - name: k\n    type: kafka\n    brokers: [b:9092]\n    topics: [t]\n    dead_letter: \"\"\n",
+			`twice.yaml:6:18: sources[0].dead_letter: must not be empty`},
+		{"unknown kafka source key", "sources:\n  - name: k\n    type: kafka\n    brokers: [b:9092]\n    topics: [t]\n    topic: t\n",
+			`twice.yaml:6:5: sources[0]: unknown key "topic" (known: name, type, brokers, topics, group, format, map, start, dead_letter)`},
+		{"duplicate kafka source name", "sources:\n  - name: k\n    type: kafka\n    brokers: [b:9092]\n    topics: [t]\n  - {name: k, type: kafka, brokers: [b:9092], topics: [t]}\n",
+			`twice.yaml:6:12: sources[1].name: duplicate source name "k" (also sources[0])`},
+
+		// Watch.
+		{"watch is a list", "watch: [a]\n",
+			`twice.yaml:1:8: watch: want a mapping, got a list`},
+		{"unknown watch key", "watch:\n  state: x\n",
+			`twice.yaml:2:3: watch: unknown key "state" (known: state_dir, listen, checkpoint_interval, snapshot_interval, idle_timeout, findings, limits, dead_letter_max_bytes)`},
+		{"empty state_dir", "watch: {state_dir: \"\"}\n",
+			`twice.yaml:1:20: watch.state_dir: must not be empty`},
+		{"bad listen", "watch: {listen: localhost}\n",
+			`twice.yaml:1:17: watch.listen: want host:port (or "" for no HTTP API), got "localhost"`},
+		{"listen port out of range", "watch: {listen: \":70000\"}\n",
+			`twice.yaml:1:17: watch.listen: want host:port (or "" for no HTTP API), got ":70000"`},
+		{"zero checkpoint_interval", "watch: {checkpoint_interval: 0s}\n",
+			`twice.yaml:1:30: watch.checkpoint_interval: must be greater than 0, got 0s`},
+		{"bad snapshot_interval", "watch: {snapshot_interval: 1}\n",
+			`twice.yaml:1:28: watch.snapshot_interval: want a Go duration like 90s or 15m, got 1`},
+		{"negative idle_timeout", "watch: {idle_timeout: -1s}\n",
+			`twice.yaml:1:23: watch.idle_timeout: must be greater than 0, got -1s`},
+		{"findings is a mapping", "watch: {findings: {type: stdout}}\n",
+			`twice.yaml:1:19: watch.findings: want a list, got a mapping`},
+		{"sink without type", "watch:\n  findings:\n    - path: f\n",
+			`twice.yaml:3:7: watch.findings[0]: missing type (stdout, file, kafka)`},
+		{"unknown sink type", "watch:\n  findings:\n    - type: slack\n",
+			`twice.yaml:3:13: watch.findings[0].type: unknown sink type "slack" (known: stdout, file, kafka)`},
+		{"file sink without path", "watch:\n  findings:\n    - type: file\n",
+			`twice.yaml:3:7: watch.findings[0]: missing path (a file sink needs it)`},
+		{"stdout sink with path", "watch:\n  findings:\n    - {type: stdout, path: f}\n",
+			`twice.yaml:3:22: watch.findings[0]: unknown key "path" (known: type)`},
+		{"kafka sink without topic", "watch:\n  findings:\n    - {type: kafka, brokers: [b:1]}\n",
+			`twice.yaml:3:7: watch.findings[0]: missing topic (a kafka sink needs it)`},
+		{"kafka sink with bad broker", "watch:\n  findings:\n    - {type: kafka, brokers: [b], topic: t}\n",
+			`twice.yaml:3:31: watch.findings[0].brokers[0]: want host:port, got "b"`},
+		{"negative limit", "watch:\n  limits: {max_jobs: -1}\n",
+			`twice.yaml:2:22: watch.limits.max_jobs: must be at least 0 (0: no cap), got -1`},
+		{"unknown limit", "watch:\n  limits: {max_queues: 1}\n",
+			`twice.yaml:2:12: watch.limits: unknown key "max_queues" (known: max_jobs, max_effect_keys, max_entities, max_identities)`},
+		{"limit is a string", "watch:\n  limits: {max_entities: lots}\n",
+			`twice.yaml:2:26: watch.limits.max_entities: want an integer, got "lots"`},
+		{"zero dead_letter_max_bytes", "watch: {dead_letter_max_bytes: 0}\n",
+			`twice.yaml:1:32: watch.dead_letter_max_bytes: must be at least 1, got 0`},
+		{"bad dead_letter_max_bytes", "watch: {dead_letter_max_bytes: 64 megs}\n",
+			`twice.yaml:1:32: watch.dead_letter_max_bytes: want a size in bytes like 67108864 or 64MiB, got "64 megs"`},
 
 		// Expectations.
 		{"bad within", "expect:\n  - within: 5 minutes\n" + strings.Replace(rule, "    job_type", "    job_type", 1),
@@ -603,9 +828,8 @@ func TestValidate(t *testing.T) {
 			"expect[0].within: must be greater than 0, got 0s\n" +
 			"expect[0].count: must be at least 1, got 0"},
 		{"bad sources", func(c *Config) {
-			c.Sources = []Source{{Name: "s", Type: "kafka", Paths: []string{""}}, {Name: "s", Type: "file"}, {Type: "file", Paths: []string{"a"}}}
-		}, "sources[0].type: unknown source type \"kafka\" (known: file)\n" +
-			"sources[0].paths[0]: empty\n" +
+			c.Sources = []Source{{Name: "s", Type: "ftp", Paths: []string{""}}, {Name: "s", Type: "file"}, {Type: "file", Paths: []string{"a"}}}
+		}, "sources[0].type: unknown source type \"ftp\" (known: file, kafka)\n" +
 			"sources[1].name: duplicate source name \"s\" (also sources[0])\n" +
 			"sources[1].paths: no paths\n" +
 			"sources[2].name: empty"},
@@ -636,6 +860,57 @@ func TestValidate(t *testing.T) {
 			"engine.lateness: must not be negative (or LatenessUnbounded), got -2ns\n" +
 				"engine.reorder_buffer: must be at least 1, got 0\n" +
 				"engine.horizon: must be greater than 0, got 0s"},
+		{"good kafka sources", func(c *Config) {
+			c.Sources = []Source{
+				{Name: "a", Type: "kafka", Kafka: &KafkaSource{Brokers: []string{"b:9092"}, Topics: []string{"t"}, Group: "g", Format: "twice", Start: "latest"}},
+				{Name: "b", Type: "kafka", Kafka: &KafkaSource{Brokers: []string{"b:9092"}, Topics: []string{"t"}, Group: "g", Format: "map",
+					Map: []MapField{
+						{Field: "ts", Expr: mapexpr.MustCompile("timestamp")},
+						{Field: "kind", Expr: mapexpr.MustCompile(`"state"`)},
+					},
+					Start: "time", StartTime: time.Unix(1, 0)}},
+			}
+		}, ""},
+		{"bad kafka sources", func(c *Config) {
+			c.Sources = []Source{
+				{Name: "a", Type: "kafka"},
+				{Name: "b", Type: "kafka", Paths: []string{"x"}, Kafka: &KafkaSource{Brokers: []string{"b", ""}, Topics: []string{"t", "t", "a/b"}, Format: "twice",
+					Map: []MapField{{Field: "ts"}}, Start: "now"}},
+				{Name: "c", Type: "kafka", Kafka: &KafkaSource{Brokers: []string{"b:1"}, Topics: []string{"t"}, Group: "g", Format: "map",
+					Map: []MapField{{Field: "ts"}, {Field: "ts"}, {Field: "job"}}, Start: "time"}},
+				{Name: "d", Type: "file", Paths: []string{"p"}, Kafka: &KafkaSource{}},
+			}
+		}, "sources[0]: no Kafka settings\n" +
+			"sources[1].paths: a kafka source has no paths\n" +
+			"sources[1].brokers[0]: want host:port, got \"b\"\n" +
+			"sources[1].brokers[1]: want host:port, got \"\"\n" +
+			"sources[1].topics[1]: topic \"t\" is listed twice\n" +
+			"sources[1].topics[2]: invalid topic name \"a/b\" (letters, digits, '.', '_' and '-', at most 249)\n" +
+			"sources[1].group: empty\n" +
+			"sources[1].map: map needs format: map\n" +
+			"sources[1].start: want earliest, latest or an RFC 3339 time, got \"now\"\n" +
+			"sources[2].map.ts: no expression\n" +
+			"sources[2].map.ts: set twice\n" +
+			"sources[2].map: unknown field \"job\" (known: id, ts, kind, queue, job_type, job_id, attempt, key, effect, effect_key, entity, seq, terminal, retry, error, attrs)\n" +
+			"sources[2].map: missing kind (every event needs it)\n" +
+			"sources[2].start: StartTime is zero\n" +
+			"sources[3]: a file source has no Kafka settings"},
+		{"bad watch", func(c *Config) {
+			c.Watch = Watch{Listen: "nope", IdleTimeout: time.Second,
+				Findings: []Sink{{Type: "stdout"}, {Type: "file"}, {Type: "kafka", Topic: "t"}, {Type: "kafka", Brokers: []string{"x"}}, {Type: "pager"}},
+				Limits:   Limits{MaxJobs: -1},
+			}
+		}, "watch.checkpoint_interval: must be greater than 0, got 0s\n" +
+			"watch.dead_letter_max_bytes: must be at least 1, got 0\n" +
+			"watch.findings[1].path: empty\n" +
+			"watch.findings[2].brokers: no brokers\n" +
+			"watch.findings[3].brokers[0]: want host:port, got \"x\"\n" +
+			"watch.findings[3].topic: must not be empty\n" +
+			"watch.findings[4].type: unknown sink type \"pager\" (known: stdout, file, kafka)\n" +
+			"watch.limits.max_jobs: must be at least 0 (0: no cap), got -1\n" +
+			"watch.listen: want host:port (or \"\" for no HTTP API), got \"nope\"\n" +
+			"watch.snapshot_interval: must be greater than 0, got 0s\n" +
+			"watch.state_dir: empty"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -24,6 +24,8 @@ func FuzzParse(f *testing.F) {
 		"redact: [key, key, !!binary aGk=]\n",
 		"---\n---\n",
 		"? - x\n: y\n",
+		"sources:\n  - {name: k, type: kafka, brokers: [b:1], topics: [t], format: map, map: {ts: timestamp, kind: 'value.k ?? \"state\"'}, start: 2026-11-24T10:00:00Z}\n",
+		"watch: {listen: \":0\", findings: [{type: file, path: f}, {type: kafka, brokers: [b:1], topic: t}], limits: {max_jobs: 0}, dead_letter_max_bytes: 1KiB}\n",
 	} {
 		f.Add([]byte(s))
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"regexp"
 	"slices"
@@ -16,16 +17,25 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/twicehq/twice/collectors/kafka/mapexpr"
 	"github.com/twicehq/twice/keytemplate"
 	"github.com/twicehq/twice/twicetype"
 )
 
 // The keys each mapping takes.
 var (
-	rootKeys   = []string{"sources", "expect", "detectors", "redact", "engine"}
-	sourceKeys = []string{"name", "type", "path", "paths"}
-	ruleKeys   = []string{"job_type", "effect", "effect_key", "within", "count"}
-	engineKeys = []string{"lateness", "reorder_buffer", "horizon"}
+	rootKeys        = []string{"sources", "expect", "detectors", "redact", "engine", "watch"}
+	sourceKeys      = []string{"name", "type", "path", "paths"}
+	kafkaSourceKeys = []string{"name", "type", "brokers", "topics", "group", "format", "map", "start", "dead_letter"}
+	ruleKeys        = []string{"job_type", "effect", "effect_key", "within", "count"}
+	engineKeys      = []string{"lateness", "reorder_buffer", "horizon"}
+	watchKeys       = []string{"state_dir", "listen", "checkpoint_interval", "snapshot_interval", "idle_timeout", "findings", "limits", "dead_letter_max_bytes"}
+	limitKeys       = []string{"max_jobs", "max_effect_keys", "max_entities", "max_identities"}
+	sinkKeys        = map[string][]string{
+		SinkStdout: {"type"},
+		SinkFile:   {"type", "path"},
+		SinkKafka:  {"type", "brokers", "topic"},
+	}
 )
 
 const (
@@ -439,6 +449,8 @@ func (p *parser) root(n *yaml.Node, c *Config) {
 			c.Redact = p.redact(e.val, e.name)
 		case "engine":
 			p.engine(e.val, e.name, &c.Engine)
+		case "watch":
+			p.watch(e.val, e.name, &c.Watch)
 		}
 	}
 }
@@ -482,6 +494,9 @@ func (p *parser) source(item *yaml.Node, path string) (s Source, nameNode *yaml.
 			p.errorf(resolve(e.val), path+".type", "%s", unknownSourceType(s.Type))
 			return s, nil, false
 		}
+	}
+	if s.Type == SourceKafka {
+		return p.kafkaSource(item, es, path, s)
 	}
 	ok = true
 	var pathsKey *yaml.Node
@@ -668,4 +683,327 @@ func (p *parser) engine(n *yaml.Node, path string, eng *Engine) {
 			p.positive(e.val, epath, &eng.Horizon)
 		}
 	}
+}
+
+// kafkaSource parses the entries es of a source of type kafka.
+func (p *parser) kafkaSource(item *yaml.Node, es []entry, path string, s Source) (_ Source, nameNode *yaml.Node, ok bool) {
+	k := &KafkaSource{Group: DefaultGroup, Format: FormatTwice, Start: StartEarliest}
+	s.Kafka = k
+	ok = true
+	have := map[string]bool{}
+	var mapNode, formatNode *yaml.Node
+	for _, e := range p.known(es, path, kafkaSourceKeys) {
+		epath := join(path, e.name)
+		have[e.name] = true
+		good := true
+		switch e.name {
+		case "name":
+			s.Name, good = p.name(e.val, epath)
+			nameNode = resolve(e.val)
+		case "brokers":
+			k.Brokers, good = p.brokers(e.val, epath)
+		case "topics":
+			k.Topics, good = p.topics(e.val, epath)
+		case "group":
+			k.Group, good = p.name(e.val, epath)
+		case "format":
+			formatNode = resolve(e.val)
+			if k.Format, good = p.name(e.val, epath); good && !slices.Contains(formats, k.Format) {
+				p.errorf(formatNode, epath, "%s", unknownFormat(k.Format))
+				good = false
+			}
+		case "map":
+			mapNode = e.key
+			k.Map, good = p.mapFields(e.val, epath)
+		case "start":
+			good = p.start(e.val, epath, k)
+		case "dead_letter":
+			k.DeadLetter, good = p.name(e.val, epath)
+		}
+		ok = ok && good
+	}
+	for _, key := range []string{"name", "brokers", "topics"} {
+		if !have[key] {
+			p.errorf(item, path, "missing %s (a kafka source needs it)", key)
+			ok = false
+		}
+	}
+	switch {
+	case !ok:
+	case k.Format == FormatTwice && mapNode != nil:
+		p.errorf(mapNode, path+".map", "%s", msgMapNeedsFormat)
+		ok = false
+	case k.Format == FormatMap && mapNode == nil:
+		p.errorf(formatNode, path+".format", "format map needs a map")
+		ok = false
+	case k.Format == FormatMap:
+		set := map[string]bool{}
+		for _, f := range k.Map {
+			set[f.Field] = true
+		}
+		for _, f := range requiredMapFields {
+			if !set[f] {
+				p.errorf(mapNode, path+".map", "missing %s (every event needs it)", f)
+				ok = false
+			}
+		}
+	}
+	if nameNode == nil {
+		nameNode = item
+	}
+	return s, nameNode, ok
+}
+
+// brokers parses a non-empty list of host:port.
+func (p *parser) brokers(n *yaml.Node, path string) ([]string, bool) {
+	items, ok := p.sequence(n, path)
+	if ok && len(items) == 0 {
+		p.errorf(resolve(n), path, "no brokers")
+		return nil, false
+	}
+	var out []string
+	for i, it := range items {
+		ipath := fmt.Sprintf("%s[%d]", path, i)
+		v, good := p.str(it, ipath)
+		if good {
+			if msg := checkBroker(v); msg != "" {
+				p.errorf(resolve(it), ipath, "%s", msg)
+				good = false
+			}
+		}
+		ok = ok && good
+		out = append(out, v)
+	}
+	return out, ok
+}
+
+// topics parses a non-empty list of unique topic names.
+func (p *parser) topics(n *yaml.Node, path string) ([]string, bool) {
+	items, ok := p.sequence(n, path)
+	if ok && len(items) == 0 {
+		p.errorf(resolve(n), path, "no topics")
+		return nil, false
+	}
+	var out []string
+	seen := map[string]bool{}
+	for i, it := range items {
+		ipath := fmt.Sprintf("%s[%d]", path, i)
+		v, good := p.str(it, ipath)
+		if good {
+			if msg := checkTopic(v, seen); msg != "" {
+				p.errorf(resolve(it), ipath, "%s", msg)
+				good = false
+			}
+		}
+		ok = ok && good
+		out = append(out, v)
+	}
+	return out, ok
+}
+
+// mapFields parses a map: field name to expression, each compiled.
+func (p *parser) mapFields(n *yaml.Node, path string) ([]MapField, bool) {
+	es, ok := p.mapping(n, path)
+	if !ok {
+		return nil, false
+	}
+	var out []MapField
+	for _, e := range es {
+		if !slices.Contains(mapexpr.Fields, e.name) {
+			p.errorf(e.key, path, "%s", unknownMapField(e.name))
+			ok = false
+			continue
+		}
+		epath := join(path, e.name)
+		v := resolve(e.val)
+		switch v.ShortTag() {
+		case "!!str", "!!int", "!!float", "!!bool":
+		default:
+			p.errorf(v, epath, "want an expression, got %s", describe(v))
+			ok = false
+			continue
+		}
+		if v.Kind != yaml.ScalarNode || strings.TrimSpace(v.Value) == "" {
+			p.errorf(v, epath, "want an expression, got %s", describe(v))
+			ok = false
+			continue
+		}
+		prog, err := mapexpr.Compile(v.Value)
+		if err != nil {
+			p.errorf(v, epath, "%v", err)
+			ok = false
+			continue
+		}
+		out = append(out, MapField{Field: e.name, Expr: prog, Line: v.Line, Column: v.Column})
+	}
+	return out, ok
+}
+
+// start parses where a new consumer starts.
+func (p *parser) start(n *yaml.Node, path string, k *KafkaSource) bool {
+	v := resolve(n)
+	if v.Kind == yaml.ScalarNode && (v.ShortTag() == "!!str" || v.ShortTag() == "!!timestamp") {
+		if slices.Contains(startWords, v.Value) {
+			k.Start = v.Value
+			return true
+		}
+		if t, err := time.Parse(time.RFC3339Nano, v.Value); err == nil {
+			k.Start, k.StartTime = StartTime, t
+			return true
+		}
+	}
+	p.errorf(v, path, "%s", badStart(describe(v)))
+	return false
+}
+
+func (p *parser) watch(n *yaml.Node, path string, w *Watch) {
+	es, _ := p.fields(n, path, watchKeys)
+	for _, e := range es {
+		epath := join(path, e.name)
+		switch e.name {
+		case "state_dir":
+			if v, ok := p.name(e.val, epath); ok {
+				w.StateDir = v
+			}
+		case "listen":
+			if v, ok := p.str(e.val, epath); ok {
+				w.Listen = v
+				if v != "" {
+					p.check(resolve(e.val), epath, checkListen(v))
+				}
+			}
+		case "checkpoint_interval":
+			p.positive(e.val, epath, &w.CheckpointInterval)
+		case "snapshot_interval":
+			p.positive(e.val, epath, &w.SnapshotInterval)
+		case "idle_timeout":
+			p.positive(e.val, epath, &w.IdleTimeout)
+		case "findings":
+			w.Findings = p.sinks(e.val, epath)
+		case "limits":
+			p.limits(e.val, epath, &w.Limits)
+		case "dead_letter_max_bytes":
+			if v, ok := p.size(e.val, epath); ok {
+				w.DeadLetterMaxBytes = v
+			}
+		}
+	}
+}
+
+func (p *parser) sinks(n *yaml.Node, path string) []Sink {
+	out := []Sink{}
+	items, _ := p.sequence(n, path)
+	for i, item := range items {
+		ipath := fmt.Sprintf("%s[%d]", path, i)
+		es, ok := p.mapping(item, ipath)
+		if !ok {
+			continue
+		}
+		s := Sink{Line: item.Line}
+		for _, e := range es {
+			if e.name == "type" {
+				s.Type, ok = p.name(e.val, ipath+".type")
+				if ok && sinkKeys[s.Type] == nil {
+					p.errorf(resolve(e.val), ipath+".type", "%s", unknownSinkType(s.Type))
+					ok = false
+				}
+			}
+		}
+		if s.Type == "" {
+			if ok {
+				p.errorf(item, ipath, "missing type (%s)", strings.Join(sinkTypes, ", "))
+			}
+			continue
+		}
+		if !ok {
+			continue
+		}
+		have := map[string]bool{}
+		for _, e := range p.known(es, ipath, sinkKeys[s.Type]) {
+			epath := join(ipath, e.name)
+			have[e.name] = true
+			switch e.name {
+			case "path":
+				s.Path, _ = p.name(e.val, epath)
+			case "brokers":
+				s.Brokers, _ = p.brokers(e.val, epath)
+			case "topic":
+				if v, good := p.str(e.val, epath); good {
+					s.Topic = v
+					p.check(resolve(e.val), epath, checkTopic(v, nil))
+				}
+			}
+		}
+		for _, key := range sinkKeys[s.Type][1:] {
+			if !have[key] {
+				p.errorf(item, ipath, "missing %s (a %s sink needs it)", key, s.Type)
+			}
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+func (p *parser) limits(n *yaml.Node, path string, l *Limits) {
+	es, _ := p.fields(n, path, limitKeys)
+	for _, e := range es {
+		epath := join(path, e.name)
+		var dst *int
+		switch e.name {
+		case "max_jobs":
+			dst = &l.MaxJobs
+		case "max_effect_keys":
+			dst = &l.MaxEffectKeys
+		case "max_entities":
+			dst = &l.MaxEntities
+		case "max_identities":
+			dst = &l.MaxIdentities
+		}
+		if v, ok := p.integer(e.val, epath); ok {
+			*dst = v
+			p.check(resolve(e.val), epath, checkAtLeast0(v))
+		}
+	}
+}
+
+var sizeUnits = []struct {
+	suffix string
+	mult   int64
+}{
+	{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30},
+	{"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"B", 1},
+}
+
+// size parses a byte count of at least 1: an integer, or a string such as
+// 64MiB or 500KB.
+func (p *parser) size(n *yaml.Node, path string) (int64, bool) {
+	v := resolve(n)
+	var out int64
+	good := false
+	if v.Kind == yaml.ScalarNode {
+		switch v.ShortTag() {
+		case "!!int":
+			good = v.Decode(&out) == nil
+		case "!!str":
+			s := strings.TrimSpace(v.Value)
+			for _, u := range sizeUnits {
+				if num, found := strings.CutSuffix(s, u.suffix); found {
+					n, err := strconv.ParseInt(strings.TrimSpace(num), 10, 64)
+					if err == nil && n >= 0 && n <= math.MaxInt64/u.mult {
+						out, good = n*u.mult, true
+					}
+					break
+				}
+			}
+		}
+	}
+	if !good {
+		p.errorf(v, path, "want a size in bytes like 67108864 or 64MiB, got %s", describe(v))
+		return 0, false
+	}
+	if out < 1 {
+		p.errorf(v, path, "must be at least 1, got %s", describe(v))
+		return 0, false
+	}
+	return out, true
 }

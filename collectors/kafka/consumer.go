@@ -1,0 +1,434 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"sync"
+	"time"
+
+	kafkago "github.com/segmentio/kafka-go"
+
+	"github.com/twicehq/twice/config"
+	"github.com/twicehq/twice/twicetype"
+)
+
+// Record is one message of a Consumer, mapped: Event is valid when
+// Malformed is nil.
+type Record struct {
+	TP        TopicPartition
+	Offset    int64
+	Event     twicetype.Event
+	Malformed *twicetype.Malformed
+}
+
+// ConsumerOptions tune a Consumer; zero values mean the defaults.
+type ConsumerOptions struct {
+	// DeadLetterMaxBytes caps the source's dead-letter file; default
+	// config.DefaultDeadLetterMaxBytes.
+	DeadLetterMaxBytes int64
+	// FetchMax is the most messages a partition maps at once; default
+	// 4096.
+	FetchMax int
+	// FetchBytes is the most bytes of one fetch request; default
+	// DefaultFetchBytes.
+	FetchBytes int
+	// Buffer is how many mapped batches each partition may hold ahead of
+	// Poll; default 4.
+	Buffer int
+	// FetchWait is how long a fetch request waits on the broker for an
+	// idle partition; default 500ms.
+	FetchWait time.Duration
+	// OnError, if set, sees each failed fetch; the partition retries with
+	// backoff. It is called from the partitions' goroutines.
+	OnError func(tp TopicPartition, err error)
+}
+
+// Consumer reads every partition of a kafka source for `twice watch`.
+//
+// It does not join the source's consumer group: the detectors correlate
+// events across partitions and topics (a job's effects need not share its
+// key or topic), so one process must see every partition, and a group
+// would split them across members on each rebalance. twice keeps its own
+// positions in its checkpoint and passes them to Start; Commit writes them
+// to the group only so that lag dashboards see twice, and a consumer
+// without a checkpoint starts from them.
+//
+// Each partition has a goroutine that fetches and maps; Poll returns what
+// they mapped, in offset order per partition.
+type Consumer struct {
+	src   config.Source
+	opts  ConsumerOptions
+	stats *Stats
+	dl    *DeadLetter
+
+	mu        sync.Mutex
+	started   bool
+	shut      bool
+	client    *kafkago.Client
+	tps       []TopicPartition
+	positions map[TopicPartition]int64 // next offset Poll returns, per partition
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	out       chan []Record
+}
+
+// NewConsumer returns a Consumer of a kafka source. It does no I/O.
+func NewConsumer(src config.Source, opts ConsumerOptions) (*Consumer, error) {
+	if src.Type != config.SourceKafka || src.Kafka == nil {
+		return nil, fmt.Errorf("source %q is not a kafka source", src.Name)
+	}
+	if opts.DeadLetterMaxBytes <= 0 {
+		opts.DeadLetterMaxBytes = config.DefaultDeadLetterMaxBytes
+	}
+	if opts.FetchMax <= 0 {
+		opts.FetchMax = 4096
+	}
+	if opts.Buffer <= 0 {
+		opts.Buffer = 4
+	}
+	if opts.FetchWait <= 0 {
+		opts.FetchWait = 500 * time.Millisecond
+	}
+	c := &Consumer{src: src, opts: opts, stats: NewStats()}
+	if src.Kafka.DeadLetter != "" {
+		c.dl = NewDeadLetter(src.Kafka.DeadLetter, opts.DeadLetterMaxBytes)
+	}
+	// Fail here, not in Start, on a map that cannot be used.
+	if _, err := NewMapper(src, MapperOptions{}); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Stats returns the source's malformed-message counters.
+func (c *Consumer) Stats() *Stats { return c.stats }
+
+// Start finds every partition of the source's topics and starts reading
+// each: at resume[tp] when given, else at the group's committed offset,
+// else at the source's start (earliest, latest, or the first offset at or
+// after its time). A second Start does nothing.
+func (c *Consumer) Start(ctx context.Context, resume map[TopicPartition]int64) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.started || c.shut {
+		return nil
+	}
+	k := c.src.Kafka
+	c.client = newClient(k.Brokers)
+	tps, err := Partitions(ctx, k.Brokers, k.Topics)
+	if err != nil {
+		return fmt.Errorf("%s: %w", c.src.Name, err)
+	}
+	starts, err := c.startOffsets(ctx, tps, resume)
+	if err != nil {
+		return fmt.Errorf("%s: %w", c.src.Name, err)
+	}
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	c.cancel = cancel
+	c.tps = tps
+	c.positions = starts
+	c.out = make(chan []Record, c.opts.Buffer*len(tps))
+	for _, tp := range tps {
+		m, err := NewMapper(c.src, MapperOptions{Stats: c.stats, DeadLetter: c.dl})
+		if err != nil {
+			cancel()
+			return err
+		}
+		r := NewPartitionReader(k.Brokers, tp, starts[tp], ReaderOptions{FetchBytes: c.opts.FetchBytes})
+		c.wg.Add(1)
+		go c.run(rctx, r, m)
+	}
+	c.started = true
+	return nil
+}
+
+// startOffsets picks where each partition starts.
+func (c *Consumer) startOffsets(ctx context.Context, tps []TopicPartition, resume map[TopicPartition]int64) (map[TopicPartition]int64, error) {
+	out := make(map[TopicPartition]int64, len(tps))
+	var rest []TopicPartition
+	for _, tp := range tps {
+		if o, ok := resume[tp]; ok && o >= 0 {
+			out[tp] = o
+		} else {
+			rest = append(rest, tp)
+		}
+	}
+	if len(rest) == 0 {
+		return out, nil
+	}
+	committed, err := c.committed(ctx, rest)
+	if err != nil {
+		return nil, err
+	}
+	var none []TopicPartition
+	for _, tp := range rest {
+		if o, ok := committed[tp]; ok && o >= 0 {
+			out[tp] = o
+		} else {
+			none = append(none, tp)
+		}
+	}
+	if len(none) == 0 {
+		return out, nil
+	}
+	at := int64(kafkago.FirstOffset)
+	switch k := c.src.Kafka; k.Start {
+	case config.StartLatest:
+		at = kafkago.LastOffset
+	case config.StartTime:
+		at = k.StartTime.UnixMilli()
+	}
+	offs, err := listOffsets(ctx, c.client, none, at)
+	if err != nil {
+		return nil, err
+	}
+	maps.Copy(out, offs)
+	return out, nil
+}
+
+// committed returns the group's committed offsets of tps that have one.
+func (c *Consumer) committed(ctx context.Context, tps []TopicPartition) (map[TopicPartition]int64, error) {
+	return OffsetFetch(ctx, c.client, c.src.Kafka.Group, tps)
+}
+
+// OffsetFetch returns the committed offsets of group for the partitions
+// that have one.
+func OffsetFetch(ctx context.Context, client *kafkago.Client, group string, tps []TopicPartition) (map[TopicPartition]int64, error) {
+	req := &kafkago.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{}}
+	for _, tp := range tps {
+		req.Topics[tp.Topic] = append(req.Topics[tp.Topic], tp.Partition)
+	}
+	var resp *kafkago.OffsetFetchResponse
+	err := retryCoordinator(ctx, func() error {
+		var err error
+		if resp, err = client.OffsetFetch(ctx, req); err == nil {
+			err = resp.Error
+		}
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("fetching the offsets of group %s: %w", group, err)
+	}
+	out := map[TopicPartition]int64{}
+	for topic, parts := range resp.Topics {
+		for _, p := range parts {
+			if p.Error != nil {
+				return nil, fmt.Errorf("fetching the offsets of group %s: %s[%d]: %w", group, topic, p.Partition, p.Error)
+			}
+			if p.CommittedOffset >= 0 {
+				out[TopicPartition{topic, p.Partition}] = p.CommittedOffset
+			}
+		}
+	}
+	return out, nil
+}
+
+// run fetches and maps one partition until ctx ends.
+func (c *Consumer) run(ctx context.Context, r *PartitionReader, m *Mapper) {
+	defer c.wg.Done()
+	defer r.Close()
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		msgs, err := r.Fetch(ctx, c.opts.FetchMax, c.opts.FetchWait)
+		if len(msgs) > 0 {
+			recs := make([]Record, len(msgs))
+			for i := range msgs {
+				rec := &recs[i]
+				rec.TP, rec.Offset = r.tp, msgs[i].Offset
+				if merr := m.Map(&msgs[i], &rec.Event); merr != nil {
+					var mal twicetype.Malformed
+					if !errors.As(merr, &mal) {
+						mal = twicetype.Malformed{Source: m.Label(r.tp), Line: msgs[i].Offset, Reason: merr.Error()}
+					}
+					rec.Malformed = &mal
+					rec.Event = twicetype.Event{}
+				}
+			}
+			select {
+			case c.out <- recs:
+			case <-ctx.Done():
+				return
+			}
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			if c.opts.OnError != nil {
+				c.opts.OnError(r.tp, err)
+			}
+			select {
+			case <-time.After(backoff):
+			case <-ctx.Done():
+				return
+			}
+			backoff = min(2*backoff, 5*time.Second)
+			continue
+		}
+		backoff = 100 * time.Millisecond
+	}
+}
+
+// maxPoll bounds the records one Poll returns, when more are ready.
+const maxPoll = 1 << 16
+
+// Poll returns the records mapped since the last Poll, waiting up to wait
+// for the first; none when nothing arrived. Records of one partition come
+// in offset order. It fails only when ctx ends or the Consumer is not
+// running.
+func (c *Consumer) Poll(ctx context.Context, wait time.Duration) ([]Record, error) {
+	c.mu.Lock()
+	out, started, shut := c.out, c.started, c.shut
+	c.mu.Unlock()
+	if !started || shut {
+		return nil, errors.New("kafka consumer is not running")
+	}
+	var recs []Record
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case b := <-out:
+		recs = b
+	case <-t.C:
+		return nil, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+drain:
+	for len(recs) < maxPoll {
+		select {
+		case b := <-out:
+			recs = append(recs, b...)
+		default:
+			break drain
+		}
+	}
+	c.mu.Lock()
+	for i := range recs {
+		c.positions[recs[i].TP] = recs[i].Offset + 1
+	}
+	c.mu.Unlock()
+	return recs, nil
+}
+
+// Partitions returns the partitions the Consumer reads, nil before Start.
+func (c *Consumer) Partitions() []TopicPartition {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]TopicPartition(nil), c.tps...)
+}
+
+// Lag returns, per partition, how many messages lie between what Poll has
+// returned and the partition's end.
+func (c *Consumer) Lag(ctx context.Context) (map[TopicPartition]int64, error) {
+	c.mu.Lock()
+	tps, client := c.tps, c.client
+	c.mu.Unlock()
+	if client == nil {
+		return nil, errors.New("kafka consumer is not started")
+	}
+	ends, err := listOffsets(ctx, client, tps, kafkago.LastOffset)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	lag := make(map[TopicPartition]int64, len(tps))
+	for _, tp := range tps {
+		lag[tp] = max(0, ends[tp]-c.positions[tp])
+	}
+	return lag, nil
+}
+
+// Commit commits offsets to the source's group; each is the NEXT offset to
+// read of its partition (the last one processed plus 1), as Kafka has it.
+// The commit is a standalone one (generation -1, no member), which Kafka
+// accepts for a group with no members.
+func (c *Consumer) Commit(ctx context.Context, offsets map[TopicPartition]int64) error {
+	c.mu.Lock()
+	client := c.client
+	c.mu.Unlock()
+	if client == nil {
+		client = newClient(c.src.Kafka.Brokers)
+	}
+	return OffsetCommit(ctx, client, c.src.Kafka.Group, offsets)
+}
+
+// OffsetCommit commits offsets to group as a standalone consumer.
+func OffsetCommit(ctx context.Context, client *kafkago.Client, group string, offsets map[TopicPartition]int64) error {
+	if len(offsets) == 0 {
+		return nil
+	}
+	req := &kafkago.OffsetCommitRequest{GroupID: group, GenerationID: -1, Topics: map[string][]kafkago.OffsetCommit{}}
+	for tp, o := range offsets {
+		req.Topics[tp.Topic] = append(req.Topics[tp.Topic], kafkago.OffsetCommit{Partition: tp.Partition, Offset: o})
+	}
+	err := retryCoordinator(ctx, func() error {
+		resp, err := client.OffsetCommit(ctx, req)
+		if err != nil {
+			return err
+		}
+		var errs []error
+		for topic, parts := range resp.Topics {
+			for _, p := range parts {
+				if p.Error != nil {
+					errs = append(errs, fmt.Errorf("%s[%d]: %w", topic, p.Partition, p.Error))
+				}
+			}
+		}
+		return errors.Join(errs...)
+	})
+	if err != nil {
+		return fmt.Errorf("committing the offsets of group %s: %w", group, err)
+	}
+	return nil
+}
+
+// retryCoordinator runs f again, with backoff, while the group's
+// coordinator is moving or loading (as it is for a while after a group's
+// first use, or a broker's start).
+func retryCoordinator(ctx context.Context, f func() error) error {
+	backoff := 50 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := f()
+		if err == nil || attempt == 10 || !(errors.Is(err, kafkago.NotCoordinatorForGroup) ||
+			errors.Is(err, kafkago.GroupCoordinatorNotAvailable) || errors.Is(err, kafkago.GroupLoadInProgress)) {
+			return err
+		}
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		backoff = min(2*backoff, time.Second)
+	}
+}
+
+// Shutdown stops the partitions' goroutines and closes the dead-letter
+// file. It is safe to call more than once, and without Start.
+func (c *Consumer) Shutdown(ctx context.Context) error {
+	c.mu.Lock()
+	if c.shut {
+		c.mu.Unlock()
+		return nil
+	}
+	c.shut = true
+	cancel := c.cancel
+	c.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+	done := make(chan struct{})
+	go func() { c.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if c.dl != nil {
+		return c.dl.Close()
+	}
+	return nil
+}
