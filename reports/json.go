@@ -152,3 +152,19 @@ func nonNil(list []string) []string {
 	}
 	return list
 }
+
+// FindingJSON encodes one finding compactly as an object of spec §5's
+// findings list, for streams of findings (twice watch).
+func FindingJSON(f *twicetype.Finding) ([]byte, error) {
+	doc, err := toJSON(&twicetype.Report{Findings: []twicetype.Finding{*f}})
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(doc.Findings[0]); err != nil {
+		return nil, fmt.Errorf("reports: json: %w", err)
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}

@@ -16,6 +16,7 @@ import (
 	"github.com/twicehq/twice/audit"
 	"github.com/twicehq/twice/collectors"
 	"github.com/twicehq/twice/collectors/file"
+	"github.com/twicehq/twice/collectors/kafka"
 	"github.com/twicehq/twice/config"
 	"github.com/twicehq/twice/engine"
 	"github.com/twicehq/twice/reports"
@@ -37,6 +38,7 @@ type auditFlags struct {
 	lateness      string
 	horizon       string
 	reorderBuffer int
+	since         string
 	cpuProfile    string
 	memProfile    string
 }
@@ -71,6 +73,7 @@ configuration error, 3 input could not be read.`,
 	fl.StringVar(&f.lateness, "lateness", "", "allowed lateness of events (overrides engine.lateness)")
 	fl.StringVar(&f.horizon, "horizon", "", "how long state is kept after its last event (overrides engine.horizon)")
 	fl.IntVar(&f.reorderBuffer, "reorder-buffer", 0, "most events held for reordering (overrides engine.reorder_buffer)")
+	fl.StringVar(&f.since, "since", "", "read kafka sources from this time (RFC 3339) instead of their first offset")
 	fl.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the audit to FILE")
 	fl.StringVar(&f.memProfile, "memprofile", "", "write a heap profile at the end of input to FILE")
 	_ = fl.MarkHidden("cpuprofile")
@@ -92,21 +95,42 @@ func runAudit(cmd *cobra.Command, e env, f auditFlags, args []string) error {
 	if err != nil {
 		return err
 	}
-	paths := inputPaths(cfg, args)
-	if len(paths) == 0 {
+	in := auditInputs(cfg, args)
+	if len(in.paths) == 0 && len(in.kafka) == 0 {
 		return usageErr("no input: name files (or - for stdin), or sources in twice.yaml")
 	}
+	var since time.Time
+	if f.since != "" {
+		if since, err = time.Parse(time.RFC3339Nano, f.since); err != nil {
+			return usageErr("--since: want an RFC 3339 time like 2026-11-24T10:00:00Z, got %q", f.since)
+		}
+		if len(in.paths) > 0 {
+			return usageErr("--since applies to kafka sources; files are read whole")
+		}
+	}
 	stdinUses := 0
-	cols := make([]collectors.Collector, len(paths))
-	for i, p := range paths {
+	var cols []collectors.Collector
+	for _, p := range in.paths {
 		if p == "-" {
 			stdinUses++
 		}
-		cols[i] = file.New(p, file.Options{Stdin: e.stdin})
+		cols = append(cols, file.New(p, file.Options{Stdin: e.stdin}))
 	}
 	if stdinUses > 1 {
 		return usageErr("stdin (-) can be read only once")
 	}
+	for _, src := range in.kafka {
+		tps, err := kafka.Partitions(cmd.Context(), src.Kafka.Brokers, src.Kafka.Topics)
+		if err != nil {
+			return inputErr(fmt.Errorf("source %s: %w", src.Name, err))
+		}
+		kcols, _, err := kafka.NewRangeCollectors(src, tps, kafka.RangeOptions{From: since, DeadLetterMaxBytes: cfg.Watch.DeadLetterMaxBytes})
+		if err != nil {
+			return usageErr("source %s: %v", src.Name, err)
+		}
+		cols = append(cols, kcols...)
+	}
+	paths := in.names
 	reporter, err := reports.New(f.format, reports.Options{
 		Color:  useColor(e, f),
 		Source: strings.Join(paths, ", "),
@@ -167,27 +191,45 @@ func runAudit(cmd *cobra.Command, e env, f auditFlags, args []string) error {
 	return nil
 }
 
-// inputPaths resolves the audit's arguments: an argument that names a
-// source of twice.yaml stands for that source's paths, any other is a file
-// ("-" is stdin); with no arguments every configured source is read.
-func inputPaths(cfg *config.Config, args []string) []string {
-	if len(args) == 0 {
-		var paths []string
-		for _, s := range cfg.Sources {
-			paths = append(paths, s.Paths...)
+// inputs are what an audit reads.
+type inputs struct {
+	paths []string
+	kafka []config.Source
+	// names name the inputs in the report.
+	names []string
+}
+
+// auditInputs resolves the audit's arguments: an argument that names a
+// source of twice.yaml stands for that source (its files, or its Kafka
+// topics from the start to their current end), any other is a file ("-"
+// is stdin); with no arguments every configured source is read.
+func auditInputs(cfg *config.Config, args []string) inputs {
+	var in inputs
+	add := func(s config.Source) {
+		if s.Type == config.SourceKafka {
+			in.kafka = append(in.kafka, s)
+			in.names = append(in.names, s.Name)
+			return
 		}
-		return paths
+		in.paths = append(in.paths, s.Paths...)
+		in.names = append(in.names, s.Paths...)
 	}
-	var paths []string
+	if len(args) == 0 {
+		for _, s := range cfg.Sources {
+			add(s)
+		}
+		return in
+	}
 	for _, a := range args {
 		i := slices.IndexFunc(cfg.Sources, func(s config.Source) bool { return s.Name == a })
 		if i < 0 {
-			paths = append(paths, a)
+			in.paths = append(in.paths, a)
+			in.names = append(in.names, a)
 			continue
 		}
-		paths = append(paths, cfg.Sources[i].Paths...)
+		add(cfg.Sources[i])
 	}
-	return paths
+	return in
 }
 
 func loadConfig(f auditFlags) (*config.Config, error) {

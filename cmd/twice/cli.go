@@ -113,16 +113,3 @@ func newVersionCmd(e env) *cobra.Command {
 		},
 	}
 }
-
-func newWatchCmd(e env) *cobra.Command {
-	return &cobra.Command{
-		Use:   "watch",
-		Short: "Run the configured collectors continuously (the sidecar)",
-		Long: `watch runs the collectors of twice.yaml continuously through the same
-engine as audit. This build has only file sources, which audit reads; the
-streaming collectors (Kafka, Redis streams, job tables) come with the sidecar.`,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return usageErr("watch needs a streaming source (kafka), which this build does not have yet; use 'twice audit' for files")
-		},
-	}
-}

@@ -92,7 +92,9 @@ func (r *PartitionReader) Fetch(ctx context.Context, max int, wait time.Duration
 		return nil, err
 	}
 	if r.batch == nil {
-		if err := r.request(ctx, wait); err != nil {
+		if err := r.request(ctx, wait); errors.Is(err, errIdle) {
+			return nil, nil
+		} else if err != nil {
 			return nil, err
 		}
 	}
@@ -103,8 +105,11 @@ func (r *PartitionReader) Fetch(ctx context.Context, max int, wait time.Duration
 			next := r.batch.Offset()
 			cerr := r.batch.Close()
 			r.batch = nil
-			if cerr == nil && !errors.Is(err, io.EOF) {
+			if cerr == nil && !errors.Is(err, io.EOF) && !errors.Is(err, kafkago.RequestTimedOut) {
 				cerr = err
+			}
+			if errors.Is(cerr, kafkago.RequestTimedOut) {
+				cerr = nil // idle: nothing within the wait
 			}
 			if cerr != nil {
 				r.reset()
@@ -140,6 +145,9 @@ func max64(a, b int64) int64 {
 	return b
 }
 
+// errIdle says a fetch found nothing within its wait.
+var errIdle = errors.New("no message within the wait")
+
 // request sends one fetch request, connecting first when needed.
 func (r *PartitionReader) request(ctx context.Context, wait time.Duration) error {
 	if r.conn == nil {
@@ -163,6 +171,12 @@ func (r *PartitionReader) request(ctx context.Context, wait time.Duration) error
 		wait = time.Millisecond
 	}
 	b := r.conn.ReadBatchWith(kafkago.ReadBatchConfig{MinBytes: 1, MaxBytes: r.opts.FetchBytes, MaxWait: wait})
+	if err := b.Err(); errors.Is(err, kafkago.RequestTimedOut) {
+		// The broker had nothing within wait: an idle partition, not a
+		// failure (kafka-go's own Reader treats it so too).
+		_ = b.Close()
+		return errIdle
+	}
 	if err := b.Err(); err != nil && !errors.Is(err, io.EOF) {
 		_ = b.Close()
 		r.reset()

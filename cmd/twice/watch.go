@@ -1,0 +1,166 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/spf13/cobra"
+
+	"github.com/twicehq/twice/audit"
+	"github.com/twicehq/twice/collectors/kafka"
+	"github.com/twicehq/twice/config"
+	"github.com/twicehq/twice/sidecar"
+	"github.com/twicehq/twice/sidecar/kafkasink"
+)
+
+// shutdownTimeout bounds the stop after SIGTERM: stop intake, last
+// checkpoint, publish, close.
+const shutdownTimeout = 10 * time.Second
+
+type watchFlags struct {
+	config   string
+	stateDir string
+	listen   string
+}
+
+func newWatchCmd(e env) *cobra.Command {
+	var f watchFlags
+	cmd := &cobra.Command{
+		Use:   "watch",
+		Short: "Run the configured Kafka sources continuously (the sidecar)",
+		Long: `watch consumes the kafka sources of twice.yaml without end, audits their
+events with the same engine as audit, and publishes findings as they change:
+to stdout, a file or a Kafka topic (watch.findings) and on an HTTP API
+(GET /findings, /metrics, /healthz, /readyz at watch.listen).
+
+State is checkpointed to watch.state_dir every watch.checkpoint_interval: a
+restart, even after SIGKILL, resumes where the last checkpoint left off,
+with no event lost or counted twice and no finding revision lost or
+published twice. SIGTERM or SIGINT stops intake, commits a last checkpoint
+and exits within 10s.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runWatch(cmd.Context(), e, f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVarP(&f.config, "config", "c", "twice.yaml", "twice.yaml with kafka sources and a watch section")
+	fl.StringVar(&f.stateDir, "state-dir", "", "override watch.state_dir")
+	fl.StringVar(&f.listen, "listen", "", `override watch.listen ("off" for no HTTP API)`)
+	return cmd
+}
+
+func runWatch(ctx context.Context, e env, f watchFlags) error {
+	if _, err := os.Stat(f.config); err != nil {
+		return usageErr("watch needs a twice.yaml with kafka sources (--config): %v", err)
+	}
+	cfg, err := config.Load(f.config)
+	if err != nil {
+		return usageErr("%v", err)
+	}
+	w := cfg.Watch
+	if f.stateDir != "" {
+		w.StateDir = f.stateDir
+	}
+	switch f.listen {
+	case "":
+	case "off":
+		w.Listen = ""
+	default:
+		w.Listen = f.listen
+	}
+	logf := func(format string, args ...any) {
+		fmt.Fprintf(e.stderr, "twice watch: "+format+"\n", args...)
+	}
+	var streams []sidecar.Stream
+	for _, src := range cfg.Sources {
+		if src.Type != config.SourceKafka {
+			return usageErr("%s: source %q is a %s source; watch reads kafka sources (use 'twice audit' for files)", f.config, src.Name, src.Type)
+		}
+		c, err := kafka.NewConsumer(src, kafka.ConsumerOptions{
+			DeadLetterMaxBytes: w.DeadLetterMaxBytes,
+			OnError: func(tp kafka.TopicPartition, err error) {
+				logf("source %s %s: %v (retrying)", src.Name, tp, err)
+			},
+		})
+		if err != nil {
+			return usageErr("%v", err)
+		}
+		streams = append(streams, newKafkaStream(src.Name, c))
+	}
+	if len(streams) == 0 {
+		return usageErr("%s: no kafka source under sources: watch has nothing to read", f.config)
+	}
+	var sinks []sidecar.Sink
+	for _, s := range w.Findings {
+		switch s.Type {
+		case config.SinkStdout:
+			sinks = append(sinks, sidecar.NewWriterSink("stdout", e.stdout))
+		case config.SinkFile:
+			sinks = append(sinks, sidecar.NewFileSink(s.Path))
+		case config.SinkKafka:
+			sinks = append(sinks, kafkasink.New(s.Brokers, s.Topic))
+		}
+	}
+	opts := audit.EngineOptions(cfg)
+	opts.ConfigHash = audit.ConfigHash(cfg)
+	opts.Detectors.MaxJobs = w.Limits.MaxJobs
+	opts.Detectors.MaxKeys = w.Limits.MaxEffectKeys
+	opts.Detectors.MaxEntities = w.Limits.MaxEntities
+	opts.MaxIdentities = w.Limits.MaxIdentities
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	watcher := sidecar.New(sidecar.Options{
+		Engine: opts, StateDir: w.StateDir,
+		CheckpointInterval: w.CheckpointInterval, SnapshotInterval: w.SnapshotInterval,
+		IdleTimeout: w.IdleTimeout, Streams: streams, Sinks: sinks,
+		Registry: reg, Logf: logf,
+	})
+
+	var srv *http.Server
+	if w.Listen != "" {
+		ln, err := net.Listen("tcp", w.Listen)
+		if err != nil {
+			return usageErr("watch.listen: %v", err)
+		}
+		srv = &http.Server{Handler: watcher.Handler(reg), ReadHeaderTimeout: 5 * time.Second}
+		go srv.Serve(ln)
+		logf("HTTP API on http://%s", ln.Addr())
+	}
+	stopHTTP := func() {
+		if srv != nil {
+			sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			srv.Shutdown(sctx)
+		}
+	}
+	defer stopHTTP()
+
+	if err := watcher.Start(ctx); err != nil {
+		return inputErr(err)
+	}
+	logf("watching %d source(s); state in %s", len(streams), w.StateDir)
+	select {
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+		defer cancel()
+		if err := watcher.Shutdown(sctx); err != nil {
+			return inputErr(err)
+		}
+		logf("stopped after a last checkpoint")
+		return nil
+	case <-watcher.Done():
+		if err := watcher.Err(); err != nil && !errors.Is(err, context.Canceled) {
+			return inputErr(err)
+		}
+		return nil
+	}
+}

@@ -1,0 +1,144 @@
+package sidecar
+
+import (
+	"bytes"
+	"fmt"
+	"net/http"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/twicehq/twice/twicetype"
+)
+
+// findingView is what the HTTP API shows: the last revision of every
+// finding, shared between the watch loop and the handlers.
+type findingView struct {
+	mu      sync.RWMutex
+	byFP    map[string]*savedFinding
+	summary twicetype.Summary
+}
+
+func newFindingView() *findingView { return &findingView{byFP: map[string]*savedFinding{}} }
+
+func (v *findingView) set(fp string, sf *savedFinding) {
+	v.mu.Lock()
+	v.byFP[fp] = sf
+	v.mu.Unlock()
+}
+
+func (v *findingView) setSummary(s twicetype.Summary) {
+	v.mu.Lock()
+	v.summary = s
+	v.mu.Unlock()
+}
+
+func (v *findingView) all() []*savedFinding {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	out := make([]*savedFinding, 0, len(v.byFP))
+	for _, sf := range v.byFP {
+		out = append(out, sf)
+	}
+	return out
+}
+
+// Handler returns the HTTP API:
+//
+//	GET /findings   findings that stand, as JSON; ?detector=ID (repeatable),
+//	                ?severity=S (that severity or more severe), ?since=T
+//	                (RFC 3339: changed at or after T), ?resolved=true to
+//	                include findings that no longer stand
+//	GET /metrics    Prometheus metrics of gatherer
+//	GET /healthz    200 while the watch loop runs
+//	GET /readyz     200 once the state is restored and sources started
+func (w *Watcher) Handler(gatherer prometheus.Gatherer) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /findings", w.serveFindings)
+	if gatherer != nil {
+		mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
+	}
+	mux.HandleFunc("GET /healthz", func(rw http.ResponseWriter, _ *http.Request) {
+		select {
+		case <-w.done:
+			http.Error(rw, "watch stopped", http.StatusServiceUnavailable)
+		default:
+			fmt.Fprintln(rw, "ok")
+		}
+	})
+	mux.HandleFunc("GET /readyz", func(rw http.ResponseWriter, _ *http.Request) {
+		if !w.Ready() {
+			http.Error(rw, "not ready", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(rw, "ready")
+	})
+	return mux
+}
+
+func (w *Watcher) serveFindings(rw http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	detectors := map[string]bool{}
+	for _, d := range q["detector"] {
+		for _, id := range strings.Split(d, ",") {
+			if !slices.Contains(twicetype.DetectorIDs, id) {
+				http.Error(rw, fmt.Sprintf("detector %q: not a detector id", id), http.StatusBadRequest)
+				return
+			}
+			detectors[id] = true
+		}
+	}
+	minSev := twicetype.Severity(0)
+	if s := q.Get("severity"); s != "" {
+		sev, err := twicetype.ParseSeverity(s)
+		if err != nil || sev == twicetype.SeverityNone {
+			http.Error(rw, fmt.Sprintf("severity %q: want critical, high, medium or low", s), http.StatusBadRequest)
+			return
+		}
+		minSev = sev
+	}
+	var since time.Time
+	if s := q.Get("since"); s != "" {
+		t, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			http.Error(rw, fmt.Sprintf("since %q: want an RFC 3339 time", s), http.StatusBadRequest)
+			return
+		}
+		since = t
+	}
+	resolved := q.Get("resolved") == "true"
+	list := w.view.all()
+	sort.Slice(list, func(i, k int) bool {
+		return list[i].updated.Before(list[k].updated) || (list[i].updated.Equal(list[k].updated) && bytes.Compare(list[i].Line, list[k].Line) < 0)
+	})
+	var buf bytes.Buffer
+	buf.WriteString(`{"findings":[`)
+	n := 0
+	for _, sf := range list {
+		if sf.Resolved && !resolved {
+			continue
+		}
+		if len(detectors) > 0 && !detectors[sf.detector] {
+			continue
+		}
+		if sev, err := twicetype.ParseSeverity(sf.severity); err == nil && sev < minSev {
+			continue
+		}
+		if !since.IsZero() && sf.updated.Before(since) {
+			continue
+		}
+		if n > 0 {
+			buf.WriteByte(',')
+		}
+		buf.Write(sf.Line)
+		n++
+	}
+	fmt.Fprintf(&buf, `],"count":%d}`+"\n", n)
+	rw.Header().Set("Content-Type", "application/json")
+	rw.Write(buf.Bytes())
+}

@@ -1,0 +1,681 @@
+package sidecar
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/twicehq/twice/engine"
+	"github.com/twicehq/twice/twicetype"
+)
+
+// Defaults of Options.
+const (
+	DefaultCheckpointInterval = time.Second
+	DefaultSnapshotInterval   = time.Minute
+	DefaultIdleTimeout        = 5 * time.Second
+	DefaultFlushInterval      = 100 * time.Millisecond
+	pollWait                  = 100 * time.Millisecond
+)
+
+// Options configure a Watcher.
+type Options struct {
+	// Engine configures the audit. Engine.ConfigHash names the
+	// configuration: state written under another one is not restored.
+	Engine engine.Options
+	// StateDir holds the checkpoint store and snapshots.
+	StateDir string
+	// CheckpointInterval is how often the state is committed and
+	// findings published; SnapshotInterval how often the whole state is
+	// written so the journal can be dropped; IdleTimeout how long a lane
+	// may deliver nothing before it stops holding the others back;
+	// FlushInterval how often findings are looked at (and shown on the
+	// API) between checkpoints.
+	CheckpointInterval, SnapshotInterval, IdleTimeout, FlushInterval time.Duration
+	Streams                                                          []Stream
+	Sinks                                                            []Sink
+	// Registry receives the metrics; nil keeps them unregistered.
+	Registry prometheus.Registerer
+	// Now is the wall clock; nil means time.Now.
+	Now func() time.Time
+	// Logf logs diagnostics; nil discards them.
+	Logf func(format string, args ...any)
+}
+
+// Watcher runs streams through the engine until shut down.
+type Watcher struct {
+	opts Options
+	m    *metrics
+
+	mu      sync.Mutex // guards the fields below up to the blank line
+	started bool
+	stopped bool
+	ready   bool
+	stop    chan struct{}
+	done    chan struct{}
+	err     error
+
+	st       *store
+	meta     *meta
+	eng      *engine.Engine
+	lanes    map[string]*lane
+	merge    merger
+	journal  []byte
+	outbox   []outboxEntry
+	saved    map[string]*savedFinding
+	changed  map[string]*savedFinding
+	snapAt   time.Time
+	ckptAt   time.Time
+	reported twicetype.Summary
+	batches  chan polled
+	pollWG   sync.WaitGroup
+	pollStop context.CancelFunc
+
+	view *findingView
+	// aborted makes the loop stop without a last checkpoint, as a crash
+	// would; for tests.
+	aborted bool
+}
+
+type polled struct {
+	stream int
+	recs   []Record
+	err    error
+}
+
+// New builds a Watcher. It does no I/O.
+func New(opts Options) *Watcher {
+	if opts.CheckpointInterval <= 0 {
+		opts.CheckpointInterval = DefaultCheckpointInterval
+	}
+	if opts.SnapshotInterval <= 0 {
+		opts.SnapshotInterval = DefaultSnapshotInterval
+	}
+	if opts.IdleTimeout <= 0 {
+		opts.IdleTimeout = DefaultIdleTimeout
+	}
+	if opts.FlushInterval <= 0 {
+		opts.FlushInterval = DefaultFlushInterval
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logf == nil {
+		opts.Logf = func(string, ...any) {}
+	}
+	opts.Engine.Detectors.Live = true
+	if opts.Engine.Lateness < 0 {
+		// Unbounded lateness would hold events until the reorder buffer
+		// fills. Lanes are merged by time already; what remains is
+		// disorder within a lane, which the configuration may allow for.
+		opts.Engine.Lateness = 0
+	}
+	return &Watcher{
+		opts: opts,
+		m:    newMetrics(opts.Registry),
+		stop: make(chan struct{}),
+		done: make(chan struct{}),
+		view: newFindingView(),
+	}
+}
+
+// Start restores the last checkpoint, starts the sinks and streams, and
+// runs the watch on its own goroutine. It is safe to call twice.
+func (w *Watcher) Start(ctx context.Context) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.started {
+		return nil
+	}
+	w.started = true
+	if err := w.restore(ctx); err != nil {
+		close(w.done)
+		w.err = err
+		return err
+	}
+	pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	w.pollStop = cancel
+	w.batches = make(chan polled, 2*len(w.opts.Streams)+1)
+	for i, s := range w.opts.Streams {
+		w.pollWG.Add(1)
+		go w.poll(pctx, i, s)
+	}
+	w.ready = true
+	go w.run()
+	return nil
+}
+
+// Done is closed when the watch has stopped; Err then says why.
+func (w *Watcher) Done() <-chan struct{} { return w.done }
+
+// Err returns the error that stopped the watch, nil after a clean
+// shutdown.
+func (w *Watcher) Err() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
+}
+
+// Ready reports whether the state is restored and the streams started.
+func (w *Watcher) Ready() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.ready && !w.stopped
+}
+
+// Shutdown stops taking records, commits a last checkpoint, publishes
+// its findings and closes everything, within ctx. It is safe to call
+// twice, and before Start.
+func (w *Watcher) Shutdown(ctx context.Context) error {
+	w.mu.Lock()
+	if !w.started {
+		w.started, w.stopped = true, true
+		close(w.done)
+		w.mu.Unlock()
+		return nil
+	}
+	if !w.stopped {
+		w.stopped = true
+		close(w.stop)
+	}
+	w.mu.Unlock()
+	select {
+	case <-w.done:
+	case <-ctx.Done():
+		return fmt.Errorf("shutdown: %w", ctx.Err())
+	}
+	return w.Err()
+}
+
+// restore opens the store and rebuilds the engine of the last
+// checkpoint: its snapshot, then its journal replayed.
+func (w *Watcher) restore(ctx context.Context) error {
+	st, err := openStore(w.opts.StateDir)
+	if err != nil {
+		return err
+	}
+	w.st = st
+	m, err := st.loadMeta()
+	if err != nil {
+		return err
+	}
+	if m == nil {
+		m = &meta{Version: storeVersion, ConfigHash: w.opts.Engine.ConfigHash, NextJournal: 1, NextSeq: 1}
+	}
+	if m.Version != storeVersion {
+		return fmt.Errorf("state %s: store version %d, this twice reads %d", w.opts.StateDir, m.Version, storeVersion)
+	}
+	if m.ConfigHash != w.opts.Engine.ConfigHash {
+		return fmt.Errorf("state %s was written with another configuration (detectors, rules or engine settings changed): move it away to start afresh", w.opts.StateDir)
+	}
+	if m.Lanes == nil {
+		m.Lanes = map[string]lanePos{}
+	}
+	if m.Published == nil {
+		m.Published = map[string]uint64{}
+	}
+	// Outbox entries are dropped once every configured sink holds them: a
+	// sink no longer configured no longer counts, and a new one starts
+	// with what the outbox still holds.
+	sinks := map[string]bool{}
+	for _, s := range w.opts.Sinks {
+		sinks[s.Name()] = true
+		if _, ok := m.Published[s.Name()]; !ok {
+			m.Published[s.Name()] = m.NextSeq - 1
+		}
+	}
+	for name := range m.Published {
+		if !sinks[name] {
+			delete(m.Published, name)
+		}
+	}
+	w.meta = m
+	if m.Snapshot != "" {
+		f, err := os.Open(filepath.Join(w.opts.StateDir, m.Snapshot))
+		if err != nil {
+			return fmt.Errorf("snapshot: %w", err)
+		}
+		w.eng, err = engine.Restore(w.opts.Engine, bufio.NewReaderSize(f, 1<<20))
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("snapshot %s: %w", m.Snapshot, err)
+		}
+	} else {
+		w.eng = engine.New(w.opts.Engine)
+	}
+	w.removeStaleSnapshots()
+	replayed := 0
+	err = st.journal(func(chunk []byte) error {
+		n, err := replayChunk(w.eng, chunk)
+		replayed += n
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("journal replay: %w", err)
+	}
+	w.reported = w.eng.Summary()
+	w.opts.Logf("restored: snapshot %q, %d journal events, %d checkpoints so far", m.Snapshot, replayed, m.Checkpoints)
+	if w.saved, err = st.findings(); err != nil {
+		return err
+	}
+	w.changed = map[string]*savedFinding{}
+	for fp, sf := range w.saved {
+		w.view.set(fp, sf)
+	}
+	w.flushViews()
+	now := w.opts.Now()
+	w.snapAt, w.ckptAt = now, now
+	for _, s := range w.opts.Sinks {
+		held, err := s.Start(ctx, m.Published[s.Name()])
+		if err != nil {
+			return fmt.Errorf("findings sink %s: %w", s.Name(), err)
+		}
+		if err := w.publishTo(ctx, s, held); err != nil {
+			return err
+		}
+	}
+	resume := map[string]int64{}
+	for name, p := range m.Lanes {
+		resume[name] = p.Next
+	}
+	w.lanes = map[string]*lane{}
+	for i, s := range w.opts.Streams {
+		if err := s.Start(ctx, resume); err != nil {
+			return fmt.Errorf("source %s: %w", s.Name(), err)
+		}
+		for _, name := range s.Lanes() {
+			w.addLane(name, i, now)
+		}
+	}
+	w.merge.idle = w.opts.IdleTimeout
+	return nil
+}
+
+func (w *Watcher) addLane(name string, stream int, now time.Time) *lane {
+	l := &lane{name: name, stream: stream, lastArrival: now, polled: -1, malformedThrough: -1}
+	if p, ok := w.meta.Lanes[name]; ok {
+		l.polled, l.malformedThrough = p.Next, p.MalformedThrough
+	}
+	w.lanes[name] = l
+	w.merge.lanes = append(w.merge.lanes, l)
+	sort.Slice(w.merge.lanes, func(i, k int) bool { return w.merge.lanes[i].name < w.merge.lanes[k].name })
+	return l
+}
+
+// removeStaleSnapshots deletes snapshot files the checkpoint does not
+// name (left by a crash between writing one and committing it).
+func (w *Watcher) removeStaleSnapshots() {
+	files, _ := filepath.Glob(filepath.Join(w.opts.StateDir, "snapshot-*"))
+	for _, f := range files {
+		if filepath.Base(f) != w.meta.Snapshot {
+			os.Remove(f)
+		}
+	}
+}
+
+func (w *Watcher) poll(ctx context.Context, i int, s Stream) {
+	defer w.pollWG.Done()
+	for ctx.Err() == nil {
+		recs, err := s.Poll(ctx, pollWait)
+		if ctx.Err() != nil {
+			return
+		}
+		select {
+		case w.batches <- polled{stream: i, recs: recs, err: err}:
+		case <-ctx.Done():
+			return
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// run is the watch loop: the only goroutine that touches the engine.
+func (w *Watcher) run() {
+	err := w.loop()
+	w.pollStop()
+	w.pollWG.Wait()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, s := range w.opts.Streams {
+		if serr := s.Shutdown(ctx); serr != nil && err == nil {
+			err = fmt.Errorf("source %s: %w", s.Name(), serr)
+		}
+	}
+	for _, s := range w.opts.Sinks {
+		if serr := s.Shutdown(ctx); serr != nil && err == nil {
+			err = fmt.Errorf("findings sink %s: %w", s.Name(), serr)
+		}
+	}
+	if cerr := w.st.close(); cerr != nil && err == nil {
+		err = cerr
+	}
+	w.mu.Lock()
+	w.err = err
+	w.ready = false
+	w.mu.Unlock()
+	close(w.done)
+}
+
+func (w *Watcher) loop() error {
+	flush := time.NewTicker(w.opts.FlushInterval)
+	defer flush.Stop()
+	for {
+		select {
+		case <-w.stop:
+			if w.aborted {
+				return nil
+			}
+			w.release()
+			return w.checkpoint(context.Background(), false)
+		case b := <-w.batches:
+			if b.err != nil {
+				return fmt.Errorf("source %s: %w", w.opts.Streams[b.stream].Name(), b.err)
+			}
+			w.ingest(b)
+			w.release()
+		case <-flush.C:
+			w.release()
+			w.flushViews()
+			if w.opts.Now().Sub(w.ckptAt) >= w.opts.CheckpointInterval {
+				snap := w.opts.Now().Sub(w.snapAt) >= w.opts.SnapshotInterval
+				if err := w.checkpoint(context.Background(), snap); err != nil {
+					return err
+				}
+			}
+		}
+	}
+}
+
+// ingest puts polled records in their lanes; malformed ones are counted
+// at once (once, even when read again after a restart).
+func (w *Watcher) ingest(b polled) {
+	now := w.opts.Now()
+	src := w.opts.Streams[b.stream].Name()
+	for _, r := range b.recs {
+		l := w.lanes[r.Lane]
+		if l == nil {
+			l = w.addLane(r.Lane, b.stream, now)
+		}
+		if l.polled >= 0 && r.Offset < l.polled {
+			w.m.redelivered.WithLabelValues(src).Inc()
+			continue
+		}
+		if r.Malformed != nil {
+			if r.Offset > l.malformedThrough {
+				_ = w.eng.Malformed(*r.Malformed)
+				w.journal = appendMalformedEntry(w.journal, r.Malformed)
+				w.m.malformed.WithLabelValues(src).Inc()
+				l.malformedThrough = r.Offset
+			}
+		}
+		l.push(r, now)
+	}
+}
+
+// release hands the events the lanes let go to the engine.
+func (w *Watcher) release() {
+	w.merge.release(w.opts.Now(), func(r Record) {
+		ev := r.Event
+		w.eng.Add(ev)
+		w.journal = appendEventEntry(w.journal, ev)
+		w.m.events.WithLabelValues(w.opts.Streams[w.lanes[r.Lane].stream].Name(), ev.Kind.String()).Inc()
+	})
+}
+
+// flushViews turns the findings that changed into revisions: in the
+// outbox for the next checkpoint, and on the API at once.
+func (w *Watcher) flushViews() {
+	now := w.opts.Now()
+	for _, v := range w.eng.Changes() {
+		old := w.saved[v.Fingerprint]
+		rev := uint64(1)
+		if old != nil {
+			rev = old.Revision + 1
+		}
+		var line []byte
+		var hash string
+		if v.Finding == nil {
+			if old == nil || old.Resolved {
+				continue
+			}
+			line, hash = resolvedLine(w.meta.NextSeq, rev, now, old.Line)
+		} else {
+			var err error
+			line, hash, err = findingLine(w.meta.NextSeq, rev, StatusFiring, now, v.Finding)
+			if err != nil {
+				w.opts.Logf("finding %s: %v", v.Fingerprint, err)
+				continue
+			}
+			if old != nil && old.Hash == hash {
+				continue
+			}
+		}
+		status := StatusFiring
+		if v.Finding == nil {
+			status = StatusResolved
+		}
+		sf := &savedFinding{Revision: rev, Hash: hash, Resolved: v.Finding == nil, Line: line,
+			detector: v.Detector, updated: now}
+		if v.Finding != nil {
+			sf.severity = v.Finding.Severity.String()
+		} else {
+			sf.severity = old.severity
+		}
+		w.outbox = append(w.outbox, outboxEntry{seq: w.meta.NextSeq, line: line})
+		w.meta.NextSeq++
+		w.saved[v.Fingerprint] = sf
+		w.changed[v.Fingerprint] = sf
+		w.view.set(v.Fingerprint, sf)
+		w.m.revisions.WithLabelValues(v.Detector, status).Inc()
+	}
+	w.updateGauges()
+}
+
+// updateGauges refreshes the metrics read off the engine.
+func (w *Watcher) updateGauges() {
+	s := w.eng.Summary()
+	w.m.repeated.Add(float64(s.RepeatedIDs - w.reported.RepeatedIDs))
+	w.m.late.Add(float64(s.Late - w.reported.Late))
+	w.reported = s
+	jobs, keys, entities := w.eng.Open()
+	w.m.stateRecords.WithLabelValues("jobs").Set(float64(jobs))
+	w.m.stateRecords.WithLabelValues("effect_keys").Set(float64(keys))
+	w.m.stateRecords.WithLabelValues("entities").Set(float64(entities))
+	w.m.evicted.Set(float64(s.Evicted))
+	if t, ok := w.eng.Watermark(); ok {
+		w.m.watermarkLag.Set(w.opts.Now().Sub(time.Unix(0, t)).Seconds())
+	}
+	w.view.setSummary(s)
+	counts := map[[2]string]int{}
+	for _, sf := range w.view.all() {
+		if !sf.Resolved {
+			counts[[2]string{sf.detector, sf.severity}]++
+		}
+	}
+	w.m.findings.Reset()
+	for k, n := range counts {
+		w.m.findings.WithLabelValues(k[0], k[1]).Set(float64(n))
+	}
+}
+
+// checkpoint commits the journal, positions and outbox; then publishes
+// the outbox and commits positions upstream.
+func (w *Watcher) checkpoint(ctx context.Context, snapshot bool) error {
+	w.flushViews()
+	start := w.opts.Now()
+	m := w.meta
+	for name, l := range w.lanes {
+		if l.polled < 0 {
+			continue
+		}
+		m.Lanes[name] = lanePos{Next: l.next(), MalformedThrough: l.malformedThrough}
+	}
+	m.Time = start
+	c := &checkpoint{meta: m, outbox: w.outbox, findings: w.changed}
+	oldSnap := m.Snapshot
+	if snapshot {
+		name, err := w.writeSnapshot()
+		if err != nil {
+			return err
+		}
+		m.Snapshot = name
+		c.dropJournal = true
+		w.snapAt = start
+		w.m.snapshotDur.Observe(w.opts.Now().Sub(start).Seconds())
+		w.m.journalBytes.Set(0)
+	} else if len(w.journal) > 0 {
+		c.journal = compressChunk(w.journal)
+		w.m.journalBytes.Add(float64(len(c.journal)))
+	}
+	if err := w.st.commit(c); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	if snapshot && oldSnap != "" && oldSnap != m.Snapshot {
+		os.Remove(filepath.Join(w.opts.StateDir, oldSnap))
+	}
+	w.journal = w.journal[:0]
+	w.outbox = nil
+	w.changed = map[string]*savedFinding{}
+	w.ckptAt = w.opts.Now()
+	w.m.checkpointDur.Observe(w.ckptAt.Sub(start).Seconds())
+	w.m.checkpoints.Inc()
+	for _, s := range w.opts.Sinks {
+		if err := w.publishTo(ctx, s, nil); err != nil {
+			w.m.publishErrors.WithLabelValues(s.Name()).Inc()
+			w.opts.Logf("%v (retried at the next checkpoint)", err)
+		}
+	}
+	w.commitUpstream(ctx)
+	return nil
+}
+
+// publishTo publishes the outbox entries the sink does not hold yet.
+func (w *Watcher) publishTo(ctx context.Context, s Sink, held map[uint64]bool) error {
+	after := w.meta.Published[s.Name()]
+	entries, err := w.st.outboxAfter(after)
+	if err != nil {
+		return err
+	}
+	var revs []Revision
+	last := after
+	for _, e := range entries {
+		last = e.seq
+		if held[e.seq] {
+			continue
+		}
+		revs = append(revs, Revision{Seq: e.seq, Line: e.line, Fingerprint: fingerprintOf(e.line)})
+	}
+	if len(revs) > 0 {
+		if err := s.Publish(ctx, revs); err != nil {
+			return fmt.Errorf("findings sink %s: %w", s.Name(), err)
+		}
+	}
+	if last == after {
+		return nil
+	}
+	w.meta.Published[s.Name()] = last
+	return w.st.markPublished(w.meta)
+}
+
+// commitUpstream tells each stream where its lanes are done.
+func (w *Watcher) commitUpstream(ctx context.Context) {
+	per := make([]map[string]int64, len(w.opts.Streams))
+	for name, l := range w.lanes {
+		p, ok := w.meta.Lanes[name]
+		if !ok {
+			continue
+		}
+		if per[l.stream] == nil {
+			per[l.stream] = map[string]int64{}
+		}
+		per[l.stream][name] = p.Next
+	}
+	for i, s := range w.opts.Streams {
+		if per[i] == nil {
+			continue
+		}
+		if err := s.Commit(ctx, per[i]); err != nil {
+			w.opts.Logf("source %s: commit: %v", s.Name(), err)
+		}
+		if lag, err := s.Lag(ctx); err == nil {
+			for lane, n := range lag {
+				w.m.lag.WithLabelValues(s.Name(), lane).Set(float64(n))
+			}
+		}
+	}
+}
+
+// writeSnapshot writes the engine's state to a new file, synced.
+func (w *Watcher) writeSnapshot() (string, error) {
+	name := fmt.Sprintf("snapshot-%020d", w.meta.Checkpoints+1)
+	path := filepath.Join(w.opts.StateDir, name)
+	f, err := os.Create(path + ".tmp")
+	if err != nil {
+		return "", fmt.Errorf("snapshot: %w", err)
+	}
+	bw := bufio.NewWriterSize(f, 1<<20)
+	err = w.eng.Snapshot(bw)
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(path+".tmp", path)
+	}
+	if err == nil {
+		err = syncDir(w.opts.StateDir)
+	}
+	if err != nil {
+		os.Remove(path + ".tmp")
+		return "", fmt.Errorf("snapshot: %w", err)
+	}
+	return name, nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// fingerprintOf reads the fingerprint out of a revision line.
+func fingerprintOf(line []byte) string {
+	const key = `"fingerprint":"`
+	s := string(line)
+	i := strings.Index(s, key)
+	if i < 0 {
+		return ""
+	}
+	s = s[i+len(key):]
+	if j := strings.IndexByte(s, '"'); j >= 0 {
+		return s[:j]
+	}
+	return ""
+}
+
+// abort stops the watch as a crash would: no last checkpoint, nothing
+// more published. For tests.
+func (w *Watcher) abort() {
+	w.mu.Lock()
+	w.aborted = true
+	w.mu.Unlock()
+	_ = w.Shutdown(context.Background())
+}
