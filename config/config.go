@@ -145,6 +145,10 @@ type Watch struct {
 	// IdleTimeout is how long a partition may go without a message before
 	// it stops holding the watermark back; default 5s.
 	IdleTimeout time.Duration
+	// IdleAdvance lets event time follow the wall clock while every
+	// partition is idle, so that deadlines (lost-job, missing-effect)
+	// still fire when nothing happens; default true.
+	IdleAdvance bool
 	// Findings are where findings go, in file order; default one stdout
 	// sink. An empty list in the file means no sink (the HTTP API only).
 	Findings []Sink
@@ -293,6 +297,7 @@ func Default() *Config {
 			CheckpointInterval: DefaultCheckpointInterval,
 			SnapshotInterval:   DefaultSnapshotInterval,
 			IdleTimeout:        DefaultIdleTimeout,
+			IdleAdvance:        true,
 			Findings:           []Sink{{Type: SinkStdout}},
 			Limits:             Limits{MaxJobs: DefaultLimit, MaxEffectKeys: DefaultLimit, MaxEntities: DefaultLimit, MaxIdentities: DefaultMaxIdentities},
 			DeadLetterMaxBytes: DefaultDeadLetterMaxBytes,

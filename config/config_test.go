@@ -79,6 +79,7 @@ func TestDefault(t *testing.T) {
 		CheckpointInterval: time.Second,
 		SnapshotInterval:   time.Minute,
 		IdleTimeout:        5 * time.Second,
+		IdleAdvance:        true,
 		Findings:           []Sink{{Type: "stdout"}},
 		Limits:             Limits{MaxJobs: 1_000_000, MaxEffectKeys: 1_000_000, MaxEntities: 1_000_000, MaxIdentities: 10_000_000},
 		DeadLetterMaxBytes: 64 << 20,
@@ -184,7 +185,7 @@ func TestTestdataConfig(t *testing.T) {
 			{Type: "file", Path: "/var/log/twice/findings.jsonl", Line: 113},
 			{Type: "kafka", Brokers: []string{"kafka-1:9092"}, Topic: "twice-findings", Line: 114},
 		},
-		Limits:             Limits{MaxJobs: 2000000, MaxEffectKeys: 500000, MaxEntities: 0, MaxIdentities: 10_000_000},
+		Limits:             Limits{MaxJobs: 2000000, MaxEffectKeys: 500000, MaxEntities: 0, MaxIdentities: 5_000_000},
 		DeadLetterMaxBytes: 16 << 20,
 	}
 	if !reflect.DeepEqual(c.Watch, wantWatch) {
@@ -551,7 +552,7 @@ func TestParseErrors(t *testing.T) {
 		{"watch is a list", "watch: [a]\n",
 			`twice.yaml:1:8: watch: want a mapping, got a list`},
 		{"unknown watch key", "watch:\n  state: x\n",
-			`twice.yaml:2:3: watch: unknown key "state" (known: state_dir, listen, checkpoint_interval, snapshot_interval, idle_timeout, findings, limits, dead_letter_max_bytes)`},
+			`twice.yaml:2:3: watch: unknown key "state" (known: state_dir, listen, checkpoint_interval, snapshot_interval, idle_timeout, idle_advance, findings, limits, dead_letter_max_bytes)`},
 		{"empty state_dir", "watch: {state_dir: \"\"}\n",
 			`twice.yaml:1:20: watch.state_dir: must not be empty`},
 		{"bad listen", "watch: {listen: localhost}\n",

@@ -29,7 +29,7 @@ var (
 	kafkaSourceKeys = []string{"name", "type", "brokers", "topics", "group", "format", "map", "start", "dead_letter"}
 	ruleKeys        = []string{"job_type", "effect", "effect_key", "within", "count"}
 	engineKeys      = []string{"lateness", "reorder_buffer", "horizon"}
-	watchKeys       = []string{"state_dir", "listen", "checkpoint_interval", "snapshot_interval", "idle_timeout", "findings", "limits", "dead_letter_max_bytes"}
+	watchKeys       = []string{"state_dir", "listen", "checkpoint_interval", "snapshot_interval", "idle_timeout", "idle_advance", "findings", "limits", "dead_letter_max_bytes"}
 	limitKeys       = []string{"max_jobs", "max_effect_keys", "max_entities", "max_identities"}
 	sinkKeys        = map[string][]string{
 		SinkStdout: {"type"},
@@ -878,6 +878,10 @@ func (p *parser) watch(n *yaml.Node, path string, w *Watch) {
 			p.positive(e.val, epath, &w.SnapshotInterval)
 		case "idle_timeout":
 			p.positive(e.val, epath, &w.IdleTimeout)
+		case "idle_advance":
+			if v, ok := p.boolean(e.val, epath); ok {
+				w.IdleAdvance = v
+			}
 		case "findings":
 			w.Findings = p.sinks(e.val, epath)
 		case "limits":

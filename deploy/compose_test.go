@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"github.com/twicehq/twice/config"
 	"net"
 	"os"
 	"path/filepath"
@@ -272,4 +273,25 @@ func collect(v any, key string) []string {
 		}
 	}
 	return out
+}
+
+// TestSidecarConfigLoads loads deploy/twice.yaml with twice's own strict
+// loader: the example a user starts from must be a valid configuration
+// with kafka sources and a state dir on the compose volume.
+func TestSidecarConfigLoads(t *testing.T) {
+	cfg, err := config.Load("twice.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Sources) == 0 {
+		t.Fatal("no sources")
+	}
+	for _, s := range cfg.Sources {
+		if s.Type != config.SourceKafka {
+			t.Errorf("source %s is %s, want kafka", s.Name, s.Type)
+		}
+	}
+	if cfg.Watch.StateDir != "/var/lib/twice" {
+		t.Errorf("state_dir %q, want /var/lib/twice (the compose volume)", cfg.Watch.StateDir)
+	}
 }

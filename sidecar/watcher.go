@@ -42,6 +42,11 @@ type Options struct {
 	CheckpointInterval, SnapshotInterval, IdleTimeout, FlushInterval time.Duration
 	Streams                                                          []Stream
 	Sinks                                                            []Sink
+	// IdleAdvance lets event time follow the wall clock while every lane is
+	// idle: deadlines then fire although nothing arrives (a job lost at
+	// night is reported at night). For streams whose event time follows
+	// the wall clock; off when replaying history.
+	IdleAdvance bool
 	// Registry receives the metrics; nil keeps them unregistered.
 	Registry prometheus.Registerer
 	// Now is the wall clock; nil means time.Now.
@@ -63,17 +68,19 @@ type Watcher struct {
 	done    chan struct{}
 	err     error
 
-	st       *store
-	meta     *meta
-	eng      *engine.Engine
-	lanes    map[string]*lane
-	merge    merger
-	journal  []byte
-	outbox   []outboxEntry
-	saved    map[string]*savedFinding
-	changed  map[string]*savedFinding
-	snapAt   time.Time
-	ckptAt   time.Time
+	st      *store
+	meta    *meta
+	eng     *engine.Engine
+	lanes   map[string]*lane
+	merge   merger
+	journal []byte
+	outbox  []outboxEntry
+	saved   map[string]*savedFinding
+	changed map[string]*savedFinding
+	snapAt  time.Time
+	ckptAt  time.Time
+	// maxTaken is the largest event time the engine has taken.
+	maxTaken int64
 	reported twicetype.Summary
 	batches  chan polled
 	pollWG   sync.WaitGroup
@@ -262,6 +269,11 @@ func (w *Watcher) restore(ctx context.Context) error {
 		return fmt.Errorf("journal replay: %w", err)
 	}
 	w.reported = w.eng.Summary()
+	if wm, ok := w.eng.Watermark(); ok {
+		// Event time when the last checkpoint was taken: idle advance
+		// counts from there.
+		w.maxTaken = wm
+	}
 	w.opts.Logf("restored: snapshot %q, %d journal events, %d checkpoints so far", m.Snapshot, replayed, m.Checkpoints)
 	if w.saved, err = st.findings(); err != nil {
 		return err
@@ -385,6 +397,7 @@ func (w *Watcher) loop() error {
 			w.release()
 		case <-flush.C:
 			w.release()
+			w.idleAdvance()
 			w.flushViews()
 			if w.opts.Now().Sub(w.ckptAt) >= w.opts.CheckpointInterval {
 				snap := w.opts.Now().Sub(w.snapAt) >= w.opts.SnapshotInterval
@@ -426,10 +439,41 @@ func (w *Watcher) ingest(b polled) {
 func (w *Watcher) release() {
 	w.merge.release(w.opts.Now(), func(r Record) {
 		ev := r.Event
+		w.maxTaken = max(w.maxTaken, ev.Time)
 		w.eng.Add(ev)
 		w.journal = appendEventEntry(w.journal, ev)
 		w.m.events.WithLabelValues(w.opts.Streams[w.lanes[r.Lane].stream].Name(), ev.Kind.String()).Inc()
 	})
+}
+
+// idleAdvance moves event time on by the wall time since the last record
+// arrived, once every lane has been idle for the idle timeout, in steps of
+// at least a second; each step goes to the journal like an event.
+func (w *Watcher) idleAdvance() {
+	if !w.opts.IdleAdvance || len(w.merge.lanes) == 0 {
+		return
+	}
+	now := w.opts.Now()
+	var last time.Time
+	for _, l := range w.merge.lanes {
+		if l.pending() > 0 || now.Sub(l.lastArrival) <= w.opts.IdleTimeout {
+			return
+		}
+		if l.lastArrival.After(last) {
+			last = l.lastArrival
+		}
+	}
+	wm, ok := w.eng.Watermark()
+	if !ok {
+		return
+	}
+	t := w.maxTaken + int64(now.Sub(last))
+	if t-wm < int64(time.Second) {
+		return
+	}
+	t -= t % int64(time.Second)
+	w.eng.Advance(t)
+	w.journal = appendAdvanceEntry(w.journal, t)
 }
 
 // flushViews turns the findings that changed into revisions: in the

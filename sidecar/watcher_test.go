@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"sync"
 	"testing"
 	"time"
 
@@ -278,4 +279,59 @@ func TestWatchSurvivesCrashes(t *testing.T) {
 	}
 	checkStream(t, readRevisions(t, out), want)
 	checkStream(t, readRevisions(t, out+".2"), want)
+}
+
+// fakeClock is a wall clock the test moves.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) add(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// TestIdleAdvanceFiresDeadlines: a job enqueued and never started is
+// reported lost an hour later although no other event arrives, when
+// event time may follow the wall clock; and not without it.
+func TestIdleAdvanceFiresDeadlines(t *testing.T) {
+	for _, advance := range []bool{true, false} {
+		clock := &fakeClock{now: time.Date(2026, 11, 25, 3, 0, 0, 0, time.UTC)}
+		s := newMemStream("jobs", "t/0")
+		s.write("t/0", twicetype.Event{ID: "a", Identity: 1, Time: clock.Now().UnixNano(),
+			Kind: twicetype.JobEnqueued, JobID: "j-1", Queue: "mail"})
+		wo := watchOptions(t.TempDir(), engine.Options{ConfigHash: "x"}, s)
+		wo.Now, wo.IdleAdvance = clock.Now, advance
+		w := New(wo)
+		if err := w.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		waitRead(t, w, 1)
+		lost := func() bool {
+			for _, sf := range w.view.all() {
+				if sf.detector == twicetype.LostJob {
+					return true
+				}
+			}
+			return false
+		}
+		for i := 0; i < 30 && !lost(); i++ {
+			clock.add(5 * time.Minute) // two and a half hours in all
+			time.Sleep(20 * time.Millisecond)
+		}
+		if got := lost(); got != advance {
+			t.Errorf("idle advance %v: lost-job reported = %v", advance, got)
+		}
+		if err := w.Shutdown(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
 }

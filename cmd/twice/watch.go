@@ -121,7 +121,7 @@ func runWatch(ctx context.Context, e env, f watchFlags) error {
 	watcher := sidecar.New(sidecar.Options{
 		Engine: opts, StateDir: w.StateDir,
 		CheckpointInterval: w.CheckpointInterval, SnapshotInterval: w.SnapshotInterval,
-		IdleTimeout: w.IdleTimeout, Streams: streams, Sinks: sinks,
+		IdleTimeout: w.IdleTimeout, IdleAdvance: w.IdleAdvance, Streams: streams, Sinks: sinks,
 		Registry: reg, Logf: logf,
 	})
 

@@ -211,6 +211,7 @@ watch:
   listen: %s
   checkpoint_interval: 300ms
   snapshot_interval: 2s
+  idle_advance: false          # the events are history, not live
   findings:
     - {type: file, path: %s}
     - {type: kafka, brokers: [%s], topic: %s}
