@@ -138,7 +138,13 @@ func (w *Watcher) serveFindings(rw http.ResponseWriter, r *http.Request) {
 		buf.Write(sf.Line)
 		n++
 	}
-	fmt.Fprintf(&buf, `],"count":%d}`+"\n", n)
+	w.view.mu.RLock()
+	sum := w.view.summary
+	w.view.mu.RUnlock()
+	// Coverage travels with the findings: records dropped by a cap mean
+	// findings may be missing.
+	fmt.Fprintf(&buf, `],"count":%d,"summary":{"events":%d,"repeated_ids":%d,"malformed":%d,"late":%d,"evicted":%d,"coverage_reduced":%t}}`+"\n",
+		n, sum.Events, sum.RepeatedIDs, sum.Malformed, sum.Late, sum.Evicted, sum.Evicted > 0)
 	rw.Header().Set("Content-Type", "application/json")
 	rw.Write(buf.Bytes())
 }

@@ -31,8 +31,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "twice_events_total", Help: "Events audited, by source and kind (repeats excluded).",
 		}, []string{"source", "kind"}),
 		malformed: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "twice_malformed_total", Help: "Messages that did not map to an event, by source.",
-		}, []string{"source"}),
+			Name: "twice_malformed_total", Help: "Messages that did not map to an event, by source and reason (at most 100 reasons a source, then \"(other)\").",
+		}, []string{"source", "reason"}),
 		repeated: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "twice_repeated_events_total", Help: "Events whose identity was already seen: counted once, dropped.",
 		}),

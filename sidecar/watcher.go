@@ -79,6 +79,8 @@ type Watcher struct {
 	changed map[string]*savedFinding
 	snapAt  time.Time
 	ckptAt  time.Time
+	// reasons are the malformed reasons labelled so far, by source.
+	reasons map[string]map[string]bool
 	// maxTaken is the largest event time the engine has taken.
 	maxTaken int64
 	reported twicetype.Summary
@@ -427,12 +429,34 @@ func (w *Watcher) ingest(b polled) {
 			if r.Offset > l.malformedThrough {
 				_ = w.eng.Malformed(*r.Malformed)
 				w.journal = appendMalformedEntry(w.journal, r.Malformed)
-				w.m.malformed.WithLabelValues(src).Inc()
+				w.m.malformed.WithLabelValues(src, w.reasonLabel(src, r.Malformed.Reason)).Inc()
 				l.malformedThrough = r.Offset
 			}
 		}
 		l.push(r, now)
 	}
+}
+
+// maxReasons bounds the reason labels of twice_malformed_total a source.
+const maxReasons = 100
+
+// reasonLabel returns the metric label of a malformed reason.
+func (w *Watcher) reasonLabel(src, reason string) string {
+	if w.reasons == nil {
+		w.reasons = map[string]map[string]bool{}
+	}
+	seen := w.reasons[src]
+	if seen == nil {
+		seen = map[string]bool{}
+		w.reasons[src] = seen
+	}
+	if !seen[reason] {
+		if len(seen) >= maxReasons {
+			return "(other)"
+		}
+		seen[reason] = true
+	}
+	return reason
 }
 
 // release hands the events the lanes let go to the engine.
