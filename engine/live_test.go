@@ -1,9 +1,6 @@
 package engine_test
 
 import (
-	"context"
-	"errors"
-	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -11,39 +8,11 @@ import (
 	"testing"
 
 	"github.com/twicehq/twice/audit"
-	"github.com/twicehq/twice/collectors/file"
 	"github.com/twicehq/twice/config"
 	"github.com/twicehq/twice/engine"
+	"github.com/twicehq/twice/internal/eventstest"
 	"github.com/twicehq/twice/twicetype"
 )
-
-// readEvents reads every valid event of a scenario's input files, in file
-// order.
-func readEvents(tb testing.TB, paths []string) []twicetype.Event {
-	tb.Helper()
-	var out []twicetype.Event
-	for _, p := range paths {
-		c := file.New(p, file.Options{})
-		ctx := context.Background()
-		if err := c.Start(ctx); err != nil {
-			tb.Fatal(err)
-		}
-		for {
-			b, err := c.Next(ctx)
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				tb.Fatal(err)
-			}
-			out = append(out, b.Events...)
-		}
-		if err := c.Shutdown(ctx); err != nil {
-			tb.Fatal(err)
-		}
-	}
-	return out
-}
 
 // scenarioInput returns a scenario's events and engine options.
 func scenarioInput(tb testing.TB, dir string) ([]twicetype.Event, engine.Options) {
@@ -58,7 +27,7 @@ func scenarioInput(tb testing.TB, dir string) ([]twicetype.Event, engine.Options
 	}
 	paths, _ := filepath.Glob(filepath.Join(dir, "events*.jsonl*"))
 	sort.Strings(paths)
-	return readEvents(tb, paths), audit.EngineOptions(cfg)
+	return eventstest.Events(tb, paths...), audit.EngineOptions(cfg)
 }
 
 // TestLiveViewsEndEqualToTheAudit feeds every scenario and the demo to an

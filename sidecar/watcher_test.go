@@ -1,13 +1,9 @@
 package sidecar
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
-	"io"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"sort"
 	"sync"
@@ -15,9 +11,9 @@ import (
 	"time"
 
 	"github.com/twicehq/twice/audit"
-	"github.com/twicehq/twice/collectors/file"
 	"github.com/twicehq/twice/config"
 	"github.com/twicehq/twice/engine"
+	"github.com/twicehq/twice/internal/eventstest"
 	"github.com/twicehq/twice/reports"
 	"github.com/twicehq/twice/twicetype"
 )
@@ -32,22 +28,7 @@ func demoInput(tb testing.TB) ([]twicetype.Event, engine.Options) {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	c := file.New("../testdata/demo/events.jsonl", file.Options{})
-	ctx := context.Background()
-	if err := c.Start(ctx); err != nil {
-		tb.Fatal(err)
-	}
-	var evs []twicetype.Event
-	for {
-		b, err := c.Next(ctx)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			tb.Fatal(err)
-		}
-		evs = append(evs, b.Events...)
-	}
+	evs := eventstest.Events(tb, "../testdata/demo/events.jsonl")
 	sort.SliceStable(evs, func(i, k int) bool { return evs[i].Time < evs[k].Time })
 	last := evs[len(evs)-1].Time
 	evs = append(evs, twicetype.Event{ID: "end-marker", Identity: 42, Time: last + int64(48*time.Hour),
@@ -89,22 +70,7 @@ func spread(s *memStream, evs []twicetype.Event) {
 // readRevisions reads a findings file: every line, in order.
 func readRevisions(tb testing.TB, path string) []map[string]any {
 	tb.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer f.Close()
-	var out []map[string]any
-	sc := bufio.NewScanner(f)
-	sc.Buffer(nil, 1<<24)
-	for sc.Scan() {
-		var m map[string]any
-		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
-			tb.Fatalf("findings file line %d: %v", len(out)+1, err)
-		}
-		out = append(out, m)
-	}
-	return out
+	return eventstest.JSONLines(tb, path)
 }
 
 // body drops the stream's own fields from a revision, leaving the spec §5

@@ -14,7 +14,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"flag"
 	"fmt"
@@ -36,6 +35,7 @@ import (
 	kafkago "github.com/segmentio/kafka-go"
 
 	"github.com/twicehq/twice/internal/kafkaprod"
+	"github.com/twicehq/twice/internal/promtext"
 )
 
 func main() {
@@ -113,7 +113,7 @@ func run() error {
 	var m map[string]float64
 	for {
 		time.Sleep(100 * time.Millisecond)
-		m = scrape(addr)
+		m = promtext.Sums(addr)
 		if m != nil && m["twice_events_total"]+m["twice_malformed_total"]+m["twice_repeated_events_total"] >= float64(n)-12 {
 			break
 		}
@@ -149,7 +149,7 @@ func run() error {
 		return err
 	}
 	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
-	for scrape(addr) == nil {
+	for promtext.Sums(addr) == nil {
 		time.Sleep(50 * time.Millisecond)
 	}
 	lat, err := latency(ctx, brokers, topic, addr, *dups, *rate)
@@ -306,23 +306,4 @@ func latency(ctx context.Context, brokers []string, topic, addr string, dups, ra
 		out = append(out, d)
 	}
 	return out, nil
-}
-
-var metricLine = regexp.MustCompile(`^(twice_[a-z_]+)(\{[^}]*\})? ([0-9.e+-]+)$`)
-
-func scrape(addr string) map[string]float64 {
-	resp, err := http.Get("http://" + addr + "/metrics")
-	if err != nil {
-		return nil
-	}
-	defer resp.Body.Close()
-	out := map[string]float64{}
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		if m := metricLine.FindStringSubmatch(sc.Text()); m != nil {
-			v, _ := strconv.ParseFloat(m[3], 64)
-			out[m[1]] += v
-		}
-	}
-	return out
 }

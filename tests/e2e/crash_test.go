@@ -3,18 +3,15 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -23,7 +20,9 @@ import (
 
 	kafkago "github.com/segmentio/kafka-go"
 
+	"github.com/twicehq/twice/internal/eventstest"
 	"github.com/twicehq/twice/internal/kafkaprod"
+	"github.com/twicehq/twice/internal/promtext"
 	"github.com/twicehq/twice/internal/servicetest"
 )
 
@@ -149,27 +148,6 @@ func (p *watchProc) stop(t *testing.T) {
 	p.stderr.Close()
 }
 
-var metricLine = regexp.MustCompile(`^(twice_[a-z_]+)(\{[^}]*\})? ([0-9.e+-]+)$`)
-
-// scrape returns the sum of each twice_ metric, nil when the API does not
-// answer.
-func scrape(addr string) map[string]float64 {
-	resp, err := http.Get("http://" + addr + "/metrics")
-	if err != nil {
-		return nil
-	}
-	defer resp.Body.Close()
-	out := map[string]float64{}
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		if m := metricLine.FindStringSubmatch(sc.Text()); m != nil {
-			v, _ := strconv.ParseFloat(m[3], 64)
-			out[m[1]] += v
-		}
-	}
-	return out
-}
-
 // TestCrashRestartFindingsExactlyOnce produces a stream of events with
 // every fault at a steady rate while twice watch is SIGKILLed at random
 // moments and restarted; at the end, the findings it published — the
@@ -270,7 +248,7 @@ watch:
 	want := float64(len(msgs))
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
-		m := scrape(addr)
+		m := promtext.Sums(addr)
 		if m != nil && m["twice_consumer_lag"] == 0 && m["twice_checkpoints_total"] > 2 &&
 			m["twice_events_total"]+m["twice_malformed_total"]+m["twice_repeated_events_total"] > 0 {
 			break
@@ -294,7 +272,7 @@ watch:
 		t.Fatalf("audit found only %d findings: the input lacks faults", len(want2))
 	}
 
-	fileRevs := readLines(t, findingsFile)
+	fileRevs := eventstest.JSONLines(t, findingsFile)
 	checkRevisions(t, "findings file", fileRevs, want2, true)
 	kafkaRevs := readTopic(t, brokers, outTopic)
 	checkRevisions(t, "findings topic", kafkaRevs, want2, false)
@@ -326,26 +304,6 @@ func auditFindings(t *testing.T, path string) map[string]string {
 	for _, f := range rep.Findings {
 		b, _ := json.Marshal(f)
 		out[f["fingerprint"].(string)] = string(b)
-	}
-	return out
-}
-
-func readLines(t *testing.T, path string) []map[string]any {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var out []map[string]any
-	sc := bufio.NewScanner(f)
-	sc.Buffer(nil, 1<<24)
-	for sc.Scan() {
-		var m map[string]any
-		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
-			t.Fatalf("%s line %d: %v", path, len(out)+1, err)
-		}
-		out = append(out, m)
 	}
 	return out
 }
