@@ -124,6 +124,26 @@ func run() error {
 	}
 	ingest := time.Since(t1)
 	ckpt := m["twice_checkpoint_duration_seconds_sum"] / max(1, m["twice_checkpoint_duration_seconds_count"])
+	// Restart after SIGKILL: snapshot (if one was due) plus the journal
+	// since, replayed, until /readyz answers.
+	time.Sleep(1500 * time.Millisecond) // let a checkpoint cover the end
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	stateBytes := dirBytes(state)
+	cmd = exec.Command(*bin, "watch", "--config", cfg)
+	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+	t2 := time.Now()
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	for !ready(addr) {
+		if time.Since(t2) > 5*time.Minute {
+			cmd.Process.Kill()
+			return fmt.Errorf("twice watch not ready 5 minutes after a restart")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	restart := time.Since(t2)
 	cmd.Process.Signal(syscall.SIGTERM)
 	cmd.Wait()
 	os.RemoveAll(state)
@@ -131,6 +151,8 @@ func run() error {
 	fmt.Printf("  bare kafka-go read      %8.2f s  %9.0f events/s\n", bare.Seconds(), float64(n)/bare.Seconds())
 	fmt.Printf("  twice watch (ckpt 1s)   %8.2f s  %9.0f events/s  (%.2f× the bare read's time; mean checkpoint %.1f ms over %.0f)\n",
 		ingest.Seconds(), float64(n)/ingest.Seconds(), ingest.Seconds()/bare.Seconds(), ckpt*1000, m["twice_checkpoint_duration_seconds_count"])
+	fmt.Printf("  restart after SIGKILL   %8.2f s  to /readyz (state dir %.1f MB: snapshot + journal replayed)\n",
+		restart.Seconds(), float64(stateBytes)/1e6)
 
 	// Phase 2: detection latency.
 	topic = "bench-latency-" + run
@@ -162,6 +184,28 @@ func run() error {
 	fmt.Printf("  p50 %v  p90 %v  p99 %v  max %v\n", q(0.5).Round(time.Millisecond), q(0.9).Round(time.Millisecond),
 		q(0.99).Round(time.Millisecond), lat[len(lat)-1].Round(time.Millisecond))
 	return nil
+}
+
+// ready reports whether GET /readyz answers 200.
+func ready(addr string) bool {
+	resp, err := http.Get("http://" + addr + "/readyz")
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+// dirBytes sums the sizes of the files in dir.
+func dirBytes(dir string) int64 {
+	var n int64
+	filepath.Walk(dir, func(_ string, fi os.FileInfo, err error) error {
+		if err == nil && !fi.IsDir() {
+			n += fi.Size()
+		}
+		return nil
+	})
+	return n
 }
 
 func writeConfig(path string, brokers []string, topic, group, state, addr, lateness string) error {
