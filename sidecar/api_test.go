@@ -3,6 +3,7 @@ package sidecar
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -109,6 +110,17 @@ func TestHTTPAPI(t *testing.T) {
 		if !strings.Contains(metrics, m) {
 			t.Errorf("/metrics lacks %s", m)
 		}
+	}
+	standing := 0.0
+	for _, line := range strings.Split(metrics, "\n") {
+		if rest, ok := strings.CutPrefix(line, "twice_findings{"); ok {
+			var v float64
+			fmt.Sscan(rest[strings.LastIndexByte(rest, ' ')+1:], &v)
+			standing += v
+		}
+	}
+	if int(standing) != all.Count {
+		t.Errorf("twice_findings sums to %v, /findings has %d", standing, all.Count)
 	}
 	if err := w.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)

@@ -283,6 +283,7 @@ func (w *Watcher) restore(ctx context.Context) error {
 	w.changed = map[string]*savedFinding{}
 	for fp, sf := range w.saved {
 		w.view.set(fp, sf)
+		w.standing(sf, +1)
 	}
 	w.flushViews()
 	now := w.opts.Now()
@@ -544,6 +545,8 @@ func (w *Watcher) flushViews() {
 		w.saved[v.Fingerprint] = sf
 		w.changed[v.Fingerprint] = sf
 		w.view.set(v.Fingerprint, sf)
+		w.standing(old, -1)
+		w.standing(sf, +1)
 		w.m.revisions.WithLabelValues(v.Detector, status).Inc()
 	}
 	w.updateGauges()
@@ -564,15 +567,13 @@ func (w *Watcher) updateGauges() {
 		w.m.watermarkLag.Set(w.opts.Now().Sub(time.Unix(0, t)).Seconds())
 	}
 	w.view.setSummary(s)
-	counts := map[[2]string]int{}
-	for _, sf := range w.view.all() {
-		if !sf.Resolved {
-			counts[[2]string{sf.detector, sf.severity}]++
-		}
-	}
-	w.m.findings.Reset()
-	for k, n := range counts {
-		w.m.findings.WithLabelValues(k[0], k[1]).Set(float64(n))
+}
+
+// standing counts a finding's revision in twice_findings: -1 for the
+// revision it replaces, +1 for the new one, when they stand.
+func (w *Watcher) standing(sf *savedFinding, delta float64) {
+	if sf != nil && !sf.Resolved {
+		w.m.findings.WithLabelValues(sf.detector, sf.severity).Add(delta)
 	}
 }
 
