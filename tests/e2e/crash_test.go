@@ -188,7 +188,7 @@ watch:
   state_dir: %s
   listen: %s
   checkpoint_interval: 300ms
-  snapshot_interval: 2s
+  snapshot_interval: 700ms      # so that restarts restore snapshots and journals both
   idle_advance: false          # the events are history, not live
   findings:
     - {type: file, path: %s}
@@ -272,6 +272,10 @@ watch:
 		t.Fatalf("audit found only %d findings: the input lacks faults", len(want2))
 	}
 
+	log, _ := os.ReadFile(logPath)
+	if !strings.Contains(string(log), `restored: snapshot "snapshot-`) {
+		t.Errorf("no restart restored a snapshot: the test exercised only journals")
+	}
 	fileRevs := eventstest.JSONLines(t, findingsFile)
 	checkRevisions(t, "findings file", fileRevs, want2, true)
 	kafkaRevs := readTopic(t, brokers, outTopic)
