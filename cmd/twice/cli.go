@@ -96,6 +96,7 @@ lost jobs, retry storms and dead letters nobody replays.`,
 		SilenceErrors: true,
 	}
 	root.AddCommand(newAuditCmd(e), newWatchCmd(e), newVersionCmd(e))
+	root.AddCommand(newMigrateCmd(e))
 	return root
 }
 
