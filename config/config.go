@@ -152,6 +152,9 @@ type Watch struct {
 	// Findings are where findings go, in file order; default one stdout
 	// sink. An empty list in the file means no sink (the HTTP API only).
 	Findings []Sink
+	// Store, when set, is a ClickHouse DSN every event audited is also
+	// written to (twice audit --from audits it there later).
+	Store string
 	// Limits cap the state watch keeps.
 	Limits Limits
 	// DeadLetterMaxBytes caps each dead-letter file: past it, messages are

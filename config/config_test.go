@@ -552,7 +552,7 @@ func TestParseErrors(t *testing.T) {
 		{"watch is a list", "watch: [a]\n",
 			`twice.yaml:1:8: watch: want a mapping, got a list`},
 		{"unknown watch key", "watch:\n  state: x\n",
-			`twice.yaml:2:3: watch: unknown key "state" (known: state_dir, listen, checkpoint_interval, snapshot_interval, idle_timeout, idle_advance, findings, limits, dead_letter_max_bytes)`},
+			`twice.yaml:2:3: watch: unknown key "state" (known: state_dir, listen, checkpoint_interval, snapshot_interval, idle_timeout, idle_advance, findings, store, limits, dead_letter_max_bytes)`},
 		{"empty state_dir", "watch: {state_dir: \"\"}\n",
 			`twice.yaml:1:20: watch.state_dir: must not be empty`},
 		{"bad listen", "watch: {listen: localhost}\n",

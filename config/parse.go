@@ -29,7 +29,7 @@ var (
 	kafkaSourceKeys = []string{"name", "type", "brokers", "topics", "group", "format", "map", "start", "dead_letter"}
 	ruleKeys        = []string{"job_type", "effect", "effect_key", "within", "count"}
 	engineKeys      = []string{"lateness", "reorder_buffer", "horizon"}
-	watchKeys       = []string{"state_dir", "listen", "checkpoint_interval", "snapshot_interval", "idle_timeout", "idle_advance", "findings", "limits", "dead_letter_max_bytes"}
+	watchKeys       = []string{"state_dir", "listen", "checkpoint_interval", "snapshot_interval", "idle_timeout", "idle_advance", "findings", "store", "limits", "dead_letter_max_bytes"}
 	limitKeys       = []string{"max_jobs", "max_effect_keys", "max_entities", "max_identities"}
 	sinkKeys        = map[string][]string{
 		SinkStdout: {"type"},
@@ -884,6 +884,13 @@ func (p *parser) watch(n *yaml.Node, path string, w *Watch) {
 			}
 		case "findings":
 			w.Findings = p.sinks(e.val, epath)
+		case "store":
+			if v, ok := p.str(e.val, epath); ok {
+				w.Store = v
+				if v != "" && !strings.HasPrefix(v, "clickhouse://") && !strings.HasPrefix(v, "http://") && !strings.HasPrefix(v, "https://") {
+					p.errorf(e.val, epath, "want a ClickHouse DSN (clickhouse://host:9000/db or http://host:8123/db), got %q", v)
+				}
+			}
 		case "limits":
 			p.limits(e.val, epath, &w.Limits)
 		case "dead_letter_max_bytes":

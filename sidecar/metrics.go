@@ -23,6 +23,9 @@ type metrics struct {
 	journalBytes  prometheus.Gauge
 	checkpoints   prometheus.Counter
 	publishErrors *prometheus.CounterVec
+	stored        prometheus.Counter
+	storeErrors   prometheus.Counter
+	storeDropped  prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -77,11 +80,20 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		publishErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "twice_publish_errors_total", Help: "Failed attempts to publish findings, by sink; retried at the next checkpoint.",
 		}, []string{"sink"}),
+		stored: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "twice_store_events_total", Help: "Events written to the event store (ClickHouse).",
+		}),
+		storeErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "twice_store_errors_total", Help: "Failed writes to the event store; retried at the next checkpoint.",
+		}),
+		storeDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "twice_store_dropped_total", Help: "Events dropped after the event store failed for longer than a million events.",
+		}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.events, m.malformed, m.repeated, m.late, m.redelivered, m.findings,
 			m.revisions, m.lag, m.watermarkLag, m.stateRecords, m.evicted, m.checkpointDur,
-			m.snapshotDur, m.journalBytes, m.checkpoints, m.publishErrors)
+			m.snapshotDur, m.journalBytes, m.checkpoints, m.publishErrors, m.stored, m.storeErrors, m.storeDropped)
 	}
 	return m
 }

@@ -47,6 +47,11 @@ type Options struct {
 	// night is reported at night). For streams whose event time follows
 	// the wall clock; off when replaying history.
 	IdleAdvance bool
+	// Store, if set, receives every event the engine takes and every
+	// malformed record, at each checkpoint before it commits: at least
+	// once (a crash between the two writes the last interval again, which
+	// a store that keeps the first copy of an identity absorbs).
+	Store EventStore
 	// Registry receives the metrics; nil keeps them unregistered.
 	Registry prometheus.Registerer
 	// Now is the wall clock; nil means time.Now.
@@ -54,6 +59,18 @@ type Options struct {
 	// Logf logs diagnostics; nil discards them.
 	Logf func(format string, args ...any)
 }
+
+// EventStore keeps the events audited, for audits where they live
+// (storage/clickhouse.Sink).
+type EventStore interface {
+	Write(ctx context.Context, evs []twicetype.Event) error
+	WriteMalformed(ctx context.Context, ms []twicetype.Malformed) error
+	Flush(ctx context.Context) error
+}
+
+// maxStorePending bounds the events held for a store that fails: past
+// it the oldest are dropped and counted.
+const maxStorePending = 1_000_000
 
 // Watcher runs streams through the engine until shut down.
 type Watcher struct {
@@ -79,6 +96,9 @@ type Watcher struct {
 	changed map[string]*savedFinding
 	snapAt  time.Time
 	ckptAt  time.Time
+	// toStore and malToStore wait for the next write to the store.
+	toStore    []twicetype.Event
+	malToStore []twicetype.Malformed
 	// reasons are the malformed reasons labelled so far, by source.
 	reasons map[string]map[string]bool
 	// maxTaken is the largest event time the engine has taken.
@@ -429,6 +449,9 @@ func (w *Watcher) ingest(b polled) {
 		if r.Malformed != nil {
 			if r.Offset > l.malformedThrough {
 				_ = w.eng.Malformed(*r.Malformed)
+				if w.opts.Store != nil {
+					w.malToStore = append(w.malToStore, *r.Malformed)
+				}
 				w.journal = appendMalformedEntry(w.journal, r.Malformed)
 				w.m.malformed.WithLabelValues(src, w.reasonLabel(src, r.Malformed.Reason)).Inc()
 				l.malformedThrough = r.Offset
@@ -466,6 +489,9 @@ func (w *Watcher) release() {
 		ev := r.Event
 		w.maxTaken = max(w.maxTaken, ev.Time)
 		w.eng.Add(ev)
+		if w.opts.Store != nil {
+			w.toStore = append(w.toStore, *ev)
+		}
 		w.journal = appendEventEntry(w.journal, ev)
 		w.m.events.WithLabelValues(w.opts.Streams[w.lanes[r.Lane].stream].Name(), ev.Kind.String()).Inc()
 	})
@@ -590,6 +616,7 @@ func (w *Watcher) checkpoint(ctx context.Context, snapshot bool) error {
 		m.Lanes[name] = lanePos{Next: l.next(), MalformedThrough: l.malformedThrough}
 	}
 	m.Time = start
+	w.writeStore(ctx)
 	c := &checkpoint{meta: m, outbox: w.outbox, findings: w.changed}
 	oldSnap := m.Snapshot
 	if snapshot {
@@ -626,6 +653,33 @@ func (w *Watcher) checkpoint(ctx context.Context, snapshot bool) error {
 	}
 	w.commitUpstream(ctx)
 	return nil
+}
+
+// writeStore writes what the engine took since the last checkpoint to the
+// store. On failure the events wait for the next checkpoint, up to
+// maxStorePending.
+func (w *Watcher) writeStore(ctx context.Context) {
+	if w.opts.Store == nil || len(w.toStore)+len(w.malToStore) == 0 {
+		return
+	}
+	err := w.opts.Store.Write(ctx, w.toStore)
+	if err == nil {
+		err = w.opts.Store.WriteMalformed(ctx, w.malToStore)
+	}
+	if err == nil {
+		err = w.opts.Store.Flush(ctx)
+	}
+	if err == nil {
+		w.m.stored.Add(float64(len(w.toStore)))
+		w.toStore, w.malToStore = w.toStore[:0], w.malToStore[:0]
+		return
+	}
+	w.m.storeErrors.Inc()
+	w.opts.Logf("store: %v (retried at the next checkpoint)", err)
+	if over := len(w.toStore) - maxStorePending; over > 0 {
+		w.m.storeDropped.Add(float64(over))
+		w.toStore = append(w.toStore[:0], w.toStore[over:]...)
+	}
 }
 
 // publishTo publishes the outbox entries the sink does not hold yet.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -39,6 +40,9 @@ type auditFlags struct {
 	horizon       string
 	reorderBuffer int
 	since         string
+	until         string
+	from          string
+	to            string
 	cpuProfile    string
 	memProfile    string
 }
@@ -73,7 +77,10 @@ configuration error, 3 input could not be read.`,
 	fl.StringVar(&f.lateness, "lateness", "", "allowed lateness of events (overrides engine.lateness)")
 	fl.StringVar(&f.horizon, "horizon", "", "how long state is kept after its last event (overrides engine.horizon)")
 	fl.IntVar(&f.reorderBuffer, "reorder-buffer", 0, "most events held for reordering (overrides engine.reorder_buffer)")
-	fl.StringVar(&f.since, "since", "", "read kafka sources from this time (RFC 3339) instead of their first offset")
+	fl.StringVar(&f.since, "since", "", "read kafka sources from this time (RFC 3339); with --from, audit events at or after it")
+	fl.StringVar(&f.until, "until", "", "with --from: audit events before this time (RFC 3339)")
+	fl.StringVar(&f.from, "from", "", "audit the events stored in ClickHouse (clickhouse://host:9000/db or http://host:8123/db) with SQL, where they live")
+	fl.StringVar(&f.to, "to", "", "also store the events read in ClickHouse (DSN as for --from); tables are created as needed")
 	fl.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the audit to FILE")
 	fl.StringVar(&f.memProfile, "memprofile", "", "write a heap profile at the end of input to FILE")
 	_ = fl.MarkHidden("cpuprofile")
@@ -81,7 +88,7 @@ configuration error, 3 input could not be read.`,
 	return cmd
 }
 
-func runAudit(cmd *cobra.Command, e env, f auditFlags, args []string) error {
+func runAudit(cmd *cobra.Command, e env, f auditFlags, args []string) (err error) {
 	failOn, err := twicetype.ParseSeverity(f.failOn)
 	if err != nil {
 		return usageErr("--fail-on: want critical, high, medium, low or none, got %q", f.failOn)
@@ -95,18 +102,22 @@ func runAudit(cmd *cobra.Command, e env, f auditFlags, args []string) error {
 	if err != nil {
 		return err
 	}
+	since, until, err := timeRange(f)
+	if err != nil {
+		return err
+	}
+	if f.from != "" {
+		return auditStore(cmd, e, f, cfg, failOn, args, since, until)
+	}
+	if !until.IsZero() {
+		return usageErr("--until applies to --from (events stored in ClickHouse)")
+	}
 	in := auditInputs(cfg, args)
 	if len(in.paths) == 0 && len(in.kafka) == 0 {
 		return usageErr("no input: name files (or - for stdin), or sources in twice.yaml")
 	}
-	var since time.Time
-	if f.since != "" {
-		if since, err = time.Parse(time.RFC3339Nano, f.since); err != nil {
-			return usageErr("--since: want an RFC 3339 time like 2026-11-24T10:00:00Z, got %q", f.since)
-		}
-		if len(in.paths) > 0 {
-			return usageErr("--since applies to kafka sources; files are read whole")
-		}
+	if !since.IsZero() && len(in.paths) > 0 {
+		return usageErr("--since applies to kafka sources and --from; files are read whole")
 	}
 	stdinUses := 0
 	var cols []collectors.Collector
@@ -131,6 +142,29 @@ func runAudit(cmd *cobra.Command, e env, f auditFlags, args []string) error {
 		cols = append(cols, kcols...)
 	}
 	paths := in.names
+	if f.to != "" {
+		sink, done, err := openSink(cmd.Context(), f.to)
+		if err != nil {
+			return err
+		}
+		defer done()
+		for i, c := range cols {
+			cols[i] = collectors.Tee(c, func(ctx context.Context, b *collectors.Batch) error {
+				if err := sink.Write(ctx, b.Events); err != nil {
+					return fmt.Errorf("--to: %w", err)
+				}
+				if err := sink.WriteMalformed(ctx, b.Malformed); err != nil {
+					return fmt.Errorf("--to: %w", err)
+				}
+				return nil
+			})
+		}
+		defer func() {
+			if ferr := sink.Flush(context.WithoutCancel(cmd.Context())); ferr != nil && err == nil {
+				err = inputErr(fmt.Errorf("--to: %w", ferr))
+			}
+		}()
+	}
 	reporter, err := reports.New(f.format, reports.Options{
 		Color:  useColor(e, f),
 		Source: strings.Join(paths, ", "),
@@ -181,14 +215,7 @@ func runAudit(cmd *cobra.Command, e env, f auditFlags, args []string) error {
 	if err := writeReport(e, f.output, reporter, rep); err != nil {
 		return inputErr(err)
 	}
-	if failOn != twicetype.SeverityNone {
-		for _, fd := range rep.Findings {
-			if fd.Severity >= failOn {
-				return &exitError{code: exitFindings}
-			}
-		}
-	}
-	return nil
+	return exitFor(rep, failOn)
 }
 
 // inputs are what an audit reads.

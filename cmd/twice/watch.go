@@ -18,6 +18,7 @@ import (
 	"github.com/twicehq/twice/config"
 	"github.com/twicehq/twice/sidecar"
 	"github.com/twicehq/twice/sidecar/kafkasink"
+	"github.com/twicehq/twice/storage/clickhouse"
 )
 
 // shutdownTimeout bounds the stop after SIGTERM: stop intake, last
@@ -116,13 +117,26 @@ func runWatch(ctx context.Context, e env, f watchFlags) error {
 	opts.Detectors.MaxEntities = w.Limits.MaxEntities
 	opts.MaxIdentities = w.Limits.MaxIdentities
 
+	var store sidecar.EventStore
+	if w.Store != "" {
+		st, err := clickhouse.Open(w.Store, clickhouse.Options{})
+		if err != nil {
+			return usageErr("watch.store: %v", err)
+		}
+		defer st.Close()
+		if err := st.Migrate(ctx); err != nil {
+			return inputErr(fmt.Errorf("watch.store %s: %w", st.DSN(), err))
+		}
+		store = st.Sink(clickhouse.SinkOptions{})
+	}
+
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	watcher := sidecar.New(sidecar.Options{
 		Engine: opts, StateDir: w.StateDir,
 		CheckpointInterval: w.CheckpointInterval, SnapshotInterval: w.SnapshotInterval,
 		IdleTimeout: w.IdleTimeout, IdleAdvance: w.IdleAdvance, Streams: streams, Sinks: sinks,
-		Registry: reg, Logf: logf,
+		Store: store, Registry: reg, Logf: logf,
 	})
 
 	var srv *http.Server

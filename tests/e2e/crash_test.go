@@ -165,6 +165,7 @@ func TestCrashRestartFindingsExactlyOnce(t *testing.T) {
 	topic := servicetest.KafkaTopic(t, brokers, 6)
 	outTopic := servicetest.KafkaTopic(t, brokers, 3)
 	group := servicetest.KafkaGroup(t)
+	store := servicetest.ClickHouseDatabase(t, servicetest.ClickHouseDSN(t, "native"))
 	evPath, genCfg := generate(t, dir, events, 11)
 	msgs, err := kafkaprod.Lines(evPath)
 	if err != nil {
@@ -190,10 +191,11 @@ watch:
   checkpoint_interval: 300ms
   snapshot_interval: 700ms      # so that restarts restore snapshots and journals both
   idle_advance: false          # the events are history, not live
+  store: %s
   findings:
     - {type: file, path: %s}
     - {type: kafka, brokers: [%s], topic: %s}
-`, strings.Join(brokers, ", "), topic, group, filepath.Join(dir, "state"), addr, findingsFile, strings.Join(brokers, ", "), outTopic)
+`, strings.Join(brokers, ", "), topic, group, filepath.Join(dir, "state"), addr, store, findingsFile, strings.Join(brokers, ", "), outTopic)
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -280,6 +282,23 @@ watch:
 	checkRevisions(t, "findings file", fileRevs, want2, true)
 	kafkaRevs := readTopic(t, brokers, outTopic)
 	checkRevisions(t, "findings topic", kafkaRevs, want2, false)
+
+	// The events the watch stored in ClickHouse (at least once, across the
+	// kills), audited there with SQL, give the same findings.
+	storeOut := filepath.Join(dir, "store.json")
+	cmd = exec.Command(bin, "audit", "--config", cfgPath, "--format", "json", "-o", storeOut, "--from", store)
+	if out, err := cmd.CombinedOutput(); err != nil && cmd.ProcessState.ExitCode() != 1 {
+		t.Fatalf("twice audit --from: %v\n%s", err, out)
+	}
+	fromStore := auditFindings(t, storeOut)
+	if len(fromStore) != len(want2) {
+		t.Errorf("audit of the store: %d findings, of the topic %d", len(fromStore), len(want2))
+	}
+	for fp, w := range want2 {
+		if fromStore[fp] != w {
+			t.Errorf("audit of the store differs on %s:\n got %s\nwant %s", fp, fromStore[fp], w)
+		}
+	}
 	t.Logf("%d messages, %d kills, %d findings, %d revisions", len(msgs), kills, len(want2), len(fileRevs))
 }
 

@@ -1,0 +1,95 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/twicehq/twice/config"
+	"github.com/twicehq/twice/reports"
+	"github.com/twicehq/twice/storage/clickhouse"
+	"github.com/twicehq/twice/twicetype"
+)
+
+// timeRange reads --since and --until.
+func timeRange(f auditFlags) (since, until time.Time, err error) {
+	if f.since != "" {
+		if since, err = time.Parse(time.RFC3339Nano, f.since); err != nil {
+			return since, until, usageErr("--since: want an RFC 3339 time like 2026-11-24T10:00:00Z, got %q", f.since)
+		}
+	}
+	if f.until != "" {
+		if until, err = time.Parse(time.RFC3339Nano, f.until); err != nil {
+			return since, until, usageErr("--until: want an RFC 3339 time like 2026-11-25T00:00:00Z, got %q", f.until)
+		}
+	}
+	if !since.IsZero() && !until.IsZero() && !until.After(since) {
+		return since, until, usageErr("--until %s is not after --since %s", f.until, f.since)
+	}
+	return since, until, nil
+}
+
+// openSink opens the ClickHouse store of --to, creating its tables, and
+// returns a sink for the events read.
+func openSink(ctx context.Context, dsn string) (*clickhouse.Sink, func(), error) {
+	st, err := clickhouse.Open(dsn, clickhouse.Options{})
+	if err != nil {
+		return nil, nil, usageErr("--to: %v", err)
+	}
+	if err := st.Migrate(ctx); err != nil {
+		st.Close()
+		return nil, nil, inputErr(fmt.Errorf("--to: %w", err))
+	}
+	return st.Sink(clickhouse.SinkOptions{}), func() { st.Close() }, nil
+}
+
+// auditStore runs the detectors as SQL inside ClickHouse over the events
+// stored there (--from), and reports like any audit.
+func auditStore(cmd *cobra.Command, e env, f auditFlags, cfg *config.Config, failOn twicetype.Severity, args []string, since, until time.Time) error {
+	if len(args) > 0 {
+		return usageErr("--from audits the events stored in ClickHouse; it takes no files or sources")
+	}
+	if f.to != "" {
+		return usageErr("--from and --to: the events are in the store already")
+	}
+	if f.strict {
+		return usageErr("--strict applies to files and topics; the store keeps malformed lines apart")
+	}
+	st, err := clickhouse.Open(f.from, clickhouse.Options{})
+	if err != nil {
+		return usageErr("--from: %v", err)
+	}
+	defer st.Close()
+	source := st.DSN().String()
+	reporter, err := reports.New(f.format, reports.Options{Color: useColor(e, f), Source: source})
+	if err != nil {
+		return usageErr("--format: %v", err)
+	}
+	if err := checkWritable(f.output); err != nil {
+		return usageErr("-o: %v", err)
+	}
+	rep, err := st.Audit(cmd.Context(), clickhouse.AuditOptions{Config: cfg, Since: since, Until: until})
+	if err != nil {
+		return inputErr(fmt.Errorf("--from %s: %w", source, err))
+	}
+	if err := writeReport(e, f.output, reporter, rep); err != nil {
+		return inputErr(err)
+	}
+	return exitFor(rep, failOn)
+}
+
+// exitFor returns the exit of an audit: findings at or above failOn
+// exit 1.
+func exitFor(rep *twicetype.Report, failOn twicetype.Severity) error {
+	if failOn == twicetype.SeverityNone {
+		return nil
+	}
+	for _, fd := range rep.Findings {
+		if fd.Severity >= failOn {
+			return &exitError{code: exitFindings}
+		}
+	}
+	return nil
+}
