@@ -21,6 +21,16 @@ type Findings struct {
 	dirty map[liveKey]struct{}
 }
 
+// NewFindings returns an empty collection. The Set keeps one; an audit
+// elsewhere (the SQL audit of storage/clickhouse) uses its own, so that
+// findings merge by the same rules.
+func NewFindings() *Findings { return newFindings() }
+
+// Add records a finding, merging it into an earlier one with the same
+// fingerprint, as the detectors do; rawSubject is the subject before
+// redaction.
+func (f *Findings) Add(rawSubject string, n *twicetype.Finding) { f.add(rawSubject, n) }
+
 func newFindings() *Findings {
 	return &Findings{byFP: make(map[string]*twicetype.Finding)}
 }

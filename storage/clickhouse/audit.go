@@ -83,7 +83,7 @@ func (s *Store) Audit(ctx context.Context, o AuditOptions) (*twicetype.Report, e
 		until = o.Until.UnixNano()
 	}
 	q := newQuerySet(s.tables.Events, since, until, !o.Since.IsZero(), !o.Until.IsZero(), redactID, rules)
-	a := &auditRun{s: s, q: q, redact: redact, settings: settings, rules: cfg.Expect, fs: newMerger()}
+	a := &auditRun{s: s, q: q, redact: redact, settings: settings, rules: cfg.Expect, fs: detectors.NewFindings()}
 
 	rep := &twicetype.Report{}
 	if err := a.summary(ctx, &rep.Summary); err != nil {
@@ -113,8 +113,8 @@ func (s *Store) Audit(ctx context.Context, o AuditOptions) (*twicetype.Report, e
 			}
 		}
 	}
-	rep.Summary.Findings = a.fs.counts(enabled)
-	rep.Findings = a.fs.sorted()
+	rep.Summary.Findings = a.fs.Counts(enabled)
+	rep.Findings = a.fs.Sorted()
 	return rep, nil
 }
 
@@ -124,7 +124,7 @@ type auditRun struct {
 	redact   func(field, value string) string
 	settings map[string]detectors.Settings
 	rules    []config.Rule
-	fs       *merger
+	fs       *detectors.Findings
 }
 
 func (a *auditRun) show(field, v string) string {
@@ -262,7 +262,7 @@ func (a *auditRun) run(ctx context.Context, id string) error {
 	}
 	sort.SliceStable(raws, func(i, k int) bool { return lessOrder(raws[i].order, raws[k].order) })
 	for _, r := range raws {
-		a.fs.add(r.rawSubject, r.f)
+		a.fs.Add(r.rawSubject, r.f)
 	}
 	return nil
 }
