@@ -347,6 +347,14 @@ func appendAttr(dst []byte, v *fastjson.Value, path []string) ([]byte, bool) {
 			return dst, false
 		}
 	}
+	return AppendValue(dst, v)
+}
+
+// AppendValue appends an attribute value as a template renders it:
+// strings as their value, numbers exactly as written, booleans as true or
+// false. It reports false for what cannot be rendered: an empty string,
+// null, an object, an array, or a number that is not JSON (NaN, Inf).
+func AppendValue(dst []byte, v *fastjson.Value) ([]byte, bool) {
 	switch v.Type() {
 	case fastjson.TypeString:
 		s := v.GetStringBytes()

@@ -2,6 +2,8 @@ package clickhouse
 
 import (
 	"github.com/valyala/fastjson"
+
+	"github.com/twicehq/twice/keytemplate"
 )
 
 // maxAttrDepth bounds how deep flattenAttrs walks nested objects.
@@ -50,24 +52,15 @@ func flattenInto(m map[string]string, prefix string, v *fastjson.Value, depth in
 		if prefix != "" {
 			path = prefix + "." + name
 		}
-		switch val.Type() {
-		case fastjson.TypeString:
-			if s := val.GetStringBytes(); len(s) > 0 {
-				m[path] = string(s)
-			}
-		case fastjson.TypeNumber:
-			b := val.MarshalTo(nil)
-			if isJSONNumber(b) {
-				m[path] = string(b)
-			}
-		case fastjson.TypeTrue:
-			m[path] = "true"
-		case fastjson.TypeFalse:
-			m[path] = "false"
-		case fastjson.TypeObject:
+		if val.Type() == fastjson.TypeObject {
 			if depth < maxAttrDepth {
 				flattenInto(m, path, val, depth+1)
 			}
+			return
+		}
+		// What a template renders, and only that (keytemplate's rules).
+		if b, ok := keytemplate.AppendValue(nil, val); ok {
+			m[path] = string(b)
 		}
 	})
 }
@@ -79,42 +72,4 @@ func containsDot(s string) bool {
 		}
 	}
 	return false
-}
-
-// isJSONNumber reports whether b is a JSON number (fastjson also accepts
-// NaN and Inf, which templates do not render).
-func isJSONNumber(b []byte) bool {
-	i := 0
-	if i < len(b) && b[i] == '-' {
-		i++
-	}
-	digits := func() int {
-		n := 0
-		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-			i++
-			n++
-		}
-		return n
-	}
-	start := i
-	n := digits()
-	if n == 0 || (n > 1 && b[start] == '0') {
-		return false
-	}
-	if i < len(b) && b[i] == '.' {
-		i++
-		if digits() == 0 {
-			return false
-		}
-	}
-	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
-		i++
-		if i < len(b) && (b[i] == '+' || b[i] == '-') {
-			i++
-		}
-		if digits() == 0 {
-			return false
-		}
-	}
-	return i == len(b)
 }
