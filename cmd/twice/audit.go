@@ -21,6 +21,7 @@ import (
 	"github.com/twicehq/twice/config"
 	"github.com/twicehq/twice/engine"
 	"github.com/twicehq/twice/reports"
+	"github.com/twicehq/twice/storage/clickhouse"
 	"github.com/twicehq/twice/twicetype"
 )
 
@@ -88,7 +89,7 @@ configuration error, 3 input could not be read.`,
 	return cmd
 }
 
-func runAudit(cmd *cobra.Command, e env, f auditFlags, args []string) (err error) {
+func runAudit(cmd *cobra.Command, e env, f auditFlags, args []string) error {
 	failOn, err := twicetype.ParseSeverity(f.failOn)
 	if err != nil {
 		return usageErr("--fail-on: want critical, high, medium, low or none, got %q", f.failOn)
@@ -142,12 +143,14 @@ func runAudit(cmd *cobra.Command, e env, f auditFlags, args []string) (err error
 		cols = append(cols, kcols...)
 	}
 	paths := in.names
+	var store *clickhouse.Store
+	var sink *clickhouse.Sink
 	if f.to != "" {
-		sink, done, err := openSink(cmd.Context(), f.to)
-		if err != nil {
+		if store, err = openStore(cmd.Context(), f.to); err != nil {
 			return err
 		}
-		defer done()
+		defer store.Close()
+		sink = store.Sink(clickhouse.SinkOptions{})
 		for i, c := range cols {
 			cols[i] = collectors.Tee(c, func(ctx context.Context, b *collectors.Batch) error {
 				if err := sink.Write(ctx, b.Events); err != nil {
@@ -159,11 +162,6 @@ func runAudit(cmd *cobra.Command, e env, f auditFlags, args []string) (err error
 				return nil
 			})
 		}
-		defer func() {
-			if ferr := sink.Flush(context.WithoutCancel(cmd.Context())); ferr != nil && err == nil {
-				err = inputErr(fmt.Errorf("--to: %w", ferr))
-			}
-		}()
 	}
 	reporter, err := reports.New(f.format, reports.Options{
 		Color:  useColor(e, f),
@@ -209,6 +207,16 @@ func runAudit(cmd *cobra.Command, e env, f auditFlags, args []string) (err error
 		return inputErr(err)
 	}
 	rep := eng.Finish()
+	if store != nil {
+		// Everything read is stored, and the findings beside it, before
+		// the report says the audit is done.
+		if err := sink.Flush(cmd.Context()); err != nil {
+			return inputErr(fmt.Errorf("--to: %w", err))
+		}
+		if err := store.WriteFindings(cmd.Context(), rep, time.Now(), time.Time{}, time.Time{}); err != nil {
+			return inputErr(fmt.Errorf("--to: %w", err))
+		}
+	}
 	if !f.quiet && printed > maxMalformedPrinted {
 		fmt.Fprintf(e.stderr, "twice: %d more malformed lines not shown (see the report)\n", printed-maxMalformedPrinted)
 	}

@@ -31,18 +31,17 @@ func timeRange(f auditFlags) (since, until time.Time, err error) {
 	return since, until, nil
 }
 
-// openSink opens the ClickHouse store of --to, creating its tables, and
-// returns a sink for the events read.
-func openSink(ctx context.Context, dsn string) (*clickhouse.Sink, func(), error) {
+// openStore opens the ClickHouse store of --to, creating its tables.
+func openStore(ctx context.Context, dsn string) (*clickhouse.Store, error) {
 	st, err := clickhouse.Open(dsn, clickhouse.Options{})
 	if err != nil {
-		return nil, nil, usageErr("--to: %v", err)
+		return nil, usageErr("--to: %v", err)
 	}
 	if err := st.Migrate(ctx); err != nil {
 		st.Close()
-		return nil, nil, inputErr(fmt.Errorf("--to: %w", err))
+		return nil, inputErr(fmt.Errorf("--to: %w", err))
 	}
-	return st.Sink(clickhouse.SinkOptions{}), func() { st.Close() }, nil
+	return st, nil
 }
 
 // auditStore runs the detectors as SQL inside ClickHouse over the events
@@ -72,6 +71,10 @@ func auditStore(cmd *cobra.Command, e env, f auditFlags, cfg *config.Config, fai
 	}
 	rep, err := st.Audit(cmd.Context(), clickhouse.AuditOptions{Config: cfg, Since: since, Until: until})
 	if err != nil {
+		return inputErr(fmt.Errorf("--from %s: %w", source, err))
+	}
+	// The findings stay where the events are, stamped with the range.
+	if err := st.WriteFindings(cmd.Context(), rep, time.Now(), since, until); err != nil {
 		return inputErr(fmt.Errorf("--from %s: %w", source, err))
 	}
 	if err := writeReport(e, f.output, reporter, rep); err != nil {

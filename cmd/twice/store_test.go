@@ -2,9 +2,14 @@ package main
 
 import (
 	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/twicehq/twice/internal/servicetest"
@@ -53,6 +58,11 @@ func TestAuditToAndFromClickHouse(t *testing.T) {
 			if !reflect.DeepEqual(again["findings"], file["findings"]) {
 				t.Fatal("writing the events twice changed the findings")
 			}
+			// The findings are stored beside the events (ReplacingMergeTree:
+			// the latest row per finding).
+			if n := countRows(t, dsn, "twice_findings FINAL"); n != len(file["findings"].([]any)) {
+				t.Fatalf("twice_findings holds %d rows, the report %d findings", n, len(file["findings"].([]any)))
+			}
 			// A range: nothing before the demo starts.
 			_, _, code = runCLI(t, "audit", "-c", cfg, "--from", dsn, "--until", "2026-11-01T00:00:00Z", "-f", "json", "-o", filepath.Join(dir, "none.json"))
 			if code != exitOK {
@@ -63,6 +73,31 @@ func TestAuditToAndFromClickHouse(t *testing.T) {
 			}
 		})
 	}
+}
+
+// countRows counts the rows of a table of dsn's database over HTTP.
+func countRows(t *testing.T, dsn, table string) int {
+	t.Helper()
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	httpDSN, err := url.Parse(servicetest.ClickHouseDSN(t, "http"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := url.Values{"database": {strings.TrimPrefix(u.Path, "/")}, "query": {"SELECT count() FROM " + table}}
+	resp, err := http.Get("http://" + httpDSN.Host + "/?" + q.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	n, err := strconv.Atoi(strings.TrimSpace(string(body)))
+	if err != nil {
+		t.Fatalf("count of %s: %q", table, body)
+	}
+	return n
 }
 
 // TestStoreFlagsAreChecked: bad combinations are usage errors.
