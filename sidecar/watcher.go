@@ -166,6 +166,17 @@ func (w *Watcher) Start(ctx context.Context) error {
 	}
 	w.started = true
 	if err := w.restore(ctx); err != nil {
+		// Undo what restore opened, so a caller may retry in-process.
+		sctx := context.WithoutCancel(ctx)
+		for _, st := range w.opts.Streams {
+			_ = st.Shutdown(sctx)
+		}
+		for _, sk := range w.opts.Sinks {
+			_ = sk.Shutdown(sctx)
+		}
+		if w.st != nil {
+			_ = w.st.close()
+		}
 		close(w.done)
 		w.err = err
 		return err
