@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"reflect"
 	"slices"
@@ -320,40 +321,9 @@ func appendJSON(b []byte, v any, depth int) ([]byte, bool) {
 	case time.Duration:
 		return b, false
 	case map[string]any:
-		keys := make([]string, 0, len(v))
-		for k := range v {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		b = append(b, '{')
-		for i, k := range keys {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendString(b, k)
-			b = append(b, ':')
-			var ok bool
-			if b, ok = appendJSON(b, v[k], depth+1); !ok {
-				return b, false
-			}
-		}
-		return append(b, '}'), true
+		return appendObject(b, v, func(b []byte, x any) ([]byte, bool) { return appendJSON(b, x, depth+1) })
 	case map[string]string:
-		keys := make([]string, 0, len(v))
-		for k := range v {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		b = append(b, '{')
-		for i, k := range keys {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendString(b, k)
-			b = append(b, ':')
-			b = appendString(b, v[k])
-		}
-		return append(b, '}'), true
+		return appendObject(b, v, func(b []byte, x string) ([]byte, bool) { return appendString(b, x), true })
 	case []any:
 		b = append(b, '[')
 		for i, e := range v {
@@ -390,6 +360,24 @@ func appendJSON(b []byte, v any, depth int) ([]byte, bool) {
 		return append(b, ']'), true
 	}
 	return b, false
+}
+
+// appendObject appends m as a JSON object with its keys sorted, each
+// value appended by val; false when a value cannot be.
+func appendObject[V any](b []byte, m map[string]V, val func([]byte, V) ([]byte, bool)) ([]byte, bool) {
+	b = append(b, '{')
+	for i, k := range slices.Sorted(maps.Keys(m)) {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(b, k)
+		b = append(b, ':')
+		var ok bool
+		if b, ok = val(b, m[k]); !ok {
+			return b, false
+		}
+	}
+	return append(b, '}'), true
 }
 
 func describeValue(v any) string {
