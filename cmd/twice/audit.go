@@ -55,14 +55,18 @@ func newAuditCmd(e env) *cobra.Command {
 		Short: "Audit captured events and print a report",
 		Long: `audit reads normalized events (JSON Lines; '-' is stdin, '.gz' is read as
 gzip) from the files given, from the sources of twice.yaml named on the
-command line, or from all of them when nothing is named; runs every enabled
-detector and prints a report.
+command line (a kafka source is read from its start, or --since, to its
+current end), or from all of them when nothing is named; runs every enabled
+detector and prints a report. --to also stores what it reads in ClickHouse;
+--from audits what ClickHouse holds, with the detectors as SQL there.
 
 Exit codes: 0 no finding at or above --fail-on, 1 findings, 2 usage or
 configuration error, 3 input could not be read.`,
 		Example: `  twice audit events.jsonl
   twice audit --config twice.yaml --format json -o report.json jobs.jsonl effects.jsonl.gz
-  zcat events.jsonl.gz | twice audit --fail-on high -`,
+  zcat events.jsonl.gz | twice audit --fail-on high -
+  twice audit -c twice.yaml --since 2026-11-24T00:00:00Z jobs-topic
+  twice audit -c twice.yaml --from clickhouse://127.0.0.1:9000/twice --since 2026-11-01T00:00:00Z --until 2026-12-01T00:00:00Z`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runAudit(cmd, e, f, args)
 		},
