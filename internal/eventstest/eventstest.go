@@ -19,27 +19,39 @@ import (
 func Events(tb testing.TB, paths ...string) []twicetype.Event {
 	tb.Helper()
 	var out []twicetype.Event
-	ctx := context.Background()
 	for _, p := range paths {
-		c := file.New(p, file.Options{})
-		if err := c.Start(ctx); err != nil {
-			tb.Fatal(err)
-		}
-		for {
-			b, err := c.Next(ctx)
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				tb.Fatal(err)
-			}
-			out = append(out, b.Events...)
-		}
-		if err := c.Shutdown(ctx); err != nil {
-			tb.Fatal(err)
-		}
+		evs, _ := File(tb, p)
+		out = append(out, evs...)
 	}
 	return out
+}
+
+// File reads one file with the file collector: its valid events in file
+// order, and its malformed lines in the order their batches were read.
+func File(tb testing.TB, path string) ([]twicetype.Event, []twicetype.Malformed) {
+	tb.Helper()
+	var evs []twicetype.Event
+	var mal []twicetype.Malformed
+	ctx := context.Background()
+	c := file.New(path, file.Options{})
+	if err := c.Start(ctx); err != nil {
+		tb.Fatal(err)
+	}
+	for {
+		b, err := c.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			tb.Fatal(err)
+		}
+		evs = append(evs, b.Events...)
+		mal = append(mal, b.Malformed...)
+	}
+	if err := c.Shutdown(ctx); err != nil {
+		tb.Fatal(err)
+	}
+	return evs, mal
 }
 
 // JSONLines reads a file of JSON objects, one a line, in order.

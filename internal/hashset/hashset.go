@@ -11,40 +11,45 @@ type Set struct {
 
 // Add inserts h and reports whether it was new.
 func (s *Set) Add(h uint64) bool {
-	if h == 0 {
-		h = 1
-	}
+	h = stored(h)
 	if 4*(s.n+1) > 3*len(s.slots) {
 		s.grow()
 	}
-	mask := uint64(len(s.slots) - 1)
-	for i := h & mask; ; i = (i + 1) & mask {
-		switch s.slots[i] {
-		case h:
-			return false
-		case 0:
-			s.slots[i] = h
-			s.n++
-			return true
-		}
+	i, found := s.probe(h)
+	if !found {
+		s.slots[i] = h
+		s.n++
 	}
+	return !found
 }
 
 // Has reports whether h is in the set.
 func (s *Set) Has(h uint64) bool {
-	if h == 0 {
-		h = 1
-	}
 	if len(s.slots) == 0 {
 		return false
 	}
+	_, found := s.probe(stored(h))
+	return found
+}
+
+// stored is h as a slot holds it: 0 marks an empty slot.
+func stored(h uint64) uint64 {
+	if h == 0 {
+		return 1
+	}
+	return h
+}
+
+// probe returns the slot holding h, or the empty slot where it would go.
+// The set must have slots.
+func (s *Set) probe(h uint64) (i uint64, found bool) {
 	mask := uint64(len(s.slots) - 1)
-	for i := h & mask; ; i = (i + 1) & mask {
+	for i = h & mask; ; i = (i + 1) & mask {
 		switch s.slots[i] {
 		case h:
-			return true
+			return i, true
 		case 0:
-			return false
+			return i, false
 		}
 	}
 }

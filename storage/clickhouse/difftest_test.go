@@ -3,8 +3,6 @@ package clickhouse_test
 import (
 	"bytes"
 	"context"
-	"errors"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,9 +12,9 @@ import (
 	"time"
 
 	"github.com/twicehq/twice/audit"
-	"github.com/twicehq/twice/collectors/file"
 	"github.com/twicehq/twice/config"
 	"github.com/twicehq/twice/engine"
+	"github.com/twicehq/twice/internal/eventstest"
 	"github.com/twicehq/twice/internal/servicetest"
 	"github.com/twicehq/twice/reports"
 	"github.com/twicehq/twice/storage/clickhouse"
@@ -37,29 +35,12 @@ type input struct {
 
 func readInput(tb testing.TB, paths ...string) *input {
 	tb.Helper()
-	ctx := context.Background()
 	per := make([][]twicetype.Event, len(paths))
 	in := &input{}
 	for i, p := range paths {
-		c := file.New(p, file.Options{})
-		if err := c.Start(ctx); err != nil {
-			tb.Fatal(err)
-		}
-		for {
-			b, err := c.Next(ctx)
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				tb.Fatal(err)
-			}
-			for _, ev := range b.Events {
-				ev.Attrs = bytes.Clone(ev.Attrs)
-				per[i] = append(per[i], ev)
-			}
-			in.malformed = append(in.malformed, b.Malformed...)
-		}
-		_ = c.Shutdown(ctx)
+		evs, mal := eventstest.File(tb, p)
+		per[i] = evs
+		in.malformed = append(in.malformed, mal...)
 	}
 	// engine.Run's merge: the earliest head wins, ties to the first file.
 	idx := make([]int, len(paths))
