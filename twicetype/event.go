@@ -79,6 +79,11 @@ type Event struct {
 	// Time is the event time in Unix nanoseconds.
 	Time int64
 	Kind Kind
+	// SecondsLikeTS is set when ts was an integer that, read as Unix
+	// milliseconds (spec §1), falls before 2001-01-01: most likely Unix
+	// seconds, which put the event in January 1970. It sits beside Kind,
+	// in what would be padding.
+	SecondsLikeTS bool
 
 	Queue     string
 	JobType   string

@@ -127,7 +127,8 @@ func NewParser() *Parser { return &Parser{} }
 // Parse fills *ev from line, one JSON object without its line terminator.
 // It keeps ev.Source and ev.Line, which the caller sets, and overwrites
 // every other field. No string or slice in *ev aliases line, which the
-// caller may reuse as soon as Parse returns.
+// caller may reuse as soon as Parse returns. An integer ts before
+// 2001-01-01 sets ev.SecondsLikeTS (see secondsLikeBefore).
 //
 // When the line is not a valid event, Parse returns a *ParseError whose
 // Error is a short reason (`missing field "ts"`, `not valid UTF-8`); the
@@ -299,6 +300,13 @@ func (p *Parser) parse(line []byte, ev *twicetype.Event) error {
 	return nil
 }
 
+// secondsLikeBefore is 2001-01-01T00:00:00Z in Unix nanoseconds. An
+// integer ts that, read as milliseconds, falls before it was most likely
+// written in seconds (today in seconds, about 1.8e9, read as milliseconds
+// is January 1970): the event is marked SecondsLikeTS so the audit can
+// warn.
+const secondsLikeBefore = 978_307_200 * int64(1e9)
+
 func (p *Parser) parseTS(idx int32, ev *twicetype.Event) error {
 	if idx == 0 || p.empty(idx) {
 		return &ParseError{Field: "ts", Reason: `missing field "ts"`}
@@ -323,6 +331,7 @@ func (p *Parser) parseTS(idx int32, ev *twicetype.Event) error {
 			return &ParseError{Field: "ts", Reason: `field "ts": ` + truncate(raw) + " Unix milliseconds is " + errTimeRange.Error()}
 		}
 		ev.Time = ns
+		ev.SecondsLikeTS = ns < secondsLikeBefore
 	default:
 		return p.wrongType(fTS, "an RFC 3339 string or integer Unix milliseconds", idx)
 	}

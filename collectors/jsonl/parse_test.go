@@ -439,3 +439,38 @@ func TestParseAllocations(t *testing.T) {
 		}
 	}
 }
+
+// TestParseMarksSecondsLikeTS: an integer ts that, read as milliseconds,
+// falls before 2001 was most likely written in seconds; the event is
+// marked so the audit can warn. Strings and real milliseconds are not.
+func TestParseMarksSecondsLikeTS(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		ts   string
+		want bool
+	}{
+		{"1795514400", true},              // 2026-11-24 in seconds
+		{"0", true},                       // the epoch itself
+		{"-5", true},                      // before it
+		{"978307199999", true},            // the last millisecond of 2000
+		{"978307200000", false},           // 2001-01-01T00:00:00Z
+		{"1795514400000", false},          // 2026-11-24 in milliseconds
+		{`"1970-01-21T18:45:14Z"`, false}, // written as a time: meant
+	} {
+		ev := mustParse(t, `{"ts":`+tc.ts+`,"kind":"state","entity":"e"}`)
+		if ev.SecondsLikeTS != tc.want {
+			t.Errorf("ts %s: SecondsLikeTS = %v, want %v", tc.ts, ev.SecondsLikeTS, tc.want)
+		}
+	}
+	// A Parser reused for a later event clears the mark.
+	var p jsonl.Parser
+	var ev twicetype.Event
+	for _, line := range []string{`{"ts":1,"kind":"state","entity":"e"}`, `{"ts":1795514400000,"kind":"state","entity":"e"}`} {
+		if err := p.Parse([]byte(line), &ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ev.SecondsLikeTS {
+		t.Error("SecondsLikeTS kept from the previous event")
+	}
+}
