@@ -56,7 +56,8 @@ func (v *findingView) all() []*savedFinding {
 //	                include findings that no longer stand
 //	GET /metrics    Prometheus metrics of gatherer
 //	GET /healthz    200 while the watch loop runs
-//	GET /readyz     200 once the state is restored and sources started
+//	GET /readyz     200 once the state is restored and every source is
+//	                read; 503 with one line per source that is not, and why
 func (w *Watcher) Handler(gatherer prometheus.Gatherer) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /findings", w.serveFindings)
@@ -72,11 +73,10 @@ func (w *Watcher) Handler(gatherer prometheus.Gatherer) http.Handler {
 		}
 	})
 	mux.HandleFunc("GET /readyz", func(rw http.ResponseWriter, _ *http.Request) {
-		if !w.Ready() {
-			http.Error(rw, "not ready", http.StatusServiceUnavailable)
-			return
-		}
-		fmt.Fprintln(rw, "ready")
+		code, text := w.readyText()
+		rw.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		rw.WriteHeader(code)
+		fmt.Fprint(rw, text)
 	})
 	return mux
 }

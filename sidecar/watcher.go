@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/twicehq/twice/engine"
+	"github.com/twicehq/twice/internal/backoff"
 	"github.com/twicehq/twice/twicetype"
 )
 
@@ -109,6 +110,11 @@ type Watcher struct {
 	pollStop context.CancelFunc
 
 	view *findingView
+	// health is what /readyz says of each source; resume the positions
+	// the streams start at.
+	health *sourceHealth
+	resume map[string]int64
+	sinks  []sinkState
 	// aborted makes the loop stop without a last checkpoint, as a crash
 	// would; for tests.
 	aborted bool
@@ -118,6 +124,9 @@ type polled struct {
 	stream int
 	recs   []Record
 	err    error
+	// started says the stream has started and reads lanes.
+	started bool
+	lanes   []string
 }
 
 // New builds a Watcher. It does no I/O.
@@ -148,11 +157,12 @@ func New(opts Options) *Watcher {
 		opts.Engine.Lateness = 0
 	}
 	return &Watcher{
-		opts: opts,
-		m:    newMetrics(opts.Registry),
-		stop: make(chan struct{}),
-		done: make(chan struct{}),
-		view: newFindingView(),
+		opts:   opts,
+		m:      newMetrics(opts.Registry),
+		stop:   make(chan struct{}),
+		done:   make(chan struct{}),
+		view:   newFindingView(),
+		health: newSourceHealth(opts.Registry, opts.Streams, opts.Sinks),
 	}
 }
 
@@ -204,11 +214,11 @@ func (w *Watcher) Err() error {
 	return w.err
 }
 
-// Ready reports whether the state is restored and the streams started.
+// Ready reports whether the state is restored and every stream started
+// and read without error (see Readiness).
 func (w *Watcher) Ready() bool {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.ready && !w.stopped
+	ready, _ := w.Readiness()
+	return ready
 }
 
 // Shutdown stops taking records, commits a last checkpoint, publishes
@@ -319,28 +329,18 @@ func (w *Watcher) restore(ctx context.Context) error {
 	w.flushViews()
 	now := w.opts.Now()
 	w.snapAt, w.ckptAt = now, now
-	for _, s := range w.opts.Sinks {
-		held, err := s.Start(ctx, m.Published[s.Name()])
-		if err != nil {
-			return fmt.Errorf("findings sink %s: %w", s.Name(), err)
-		}
-		if err := w.publishTo(ctx, s, held); err != nil {
-			return err
-		}
+	// A sink that does not start is retried at later checkpoints
+	// (sinkstart.go).
+	for i := range w.opts.Sinks {
+		w.startSink(ctx, i)
 	}
-	resume := map[string]int64{}
+	// Streams start on their poll goroutines, retried until they do
+	// (readiness.go); their lanes join when they have.
+	w.resume = map[string]int64{}
 	for name, p := range m.Lanes {
-		resume[name] = p.Next
+		w.resume[name] = p.Next
 	}
 	w.lanes = map[string]*lane{}
-	for i, s := range w.opts.Streams {
-		if err := s.Start(ctx, resume); err != nil {
-			return fmt.Errorf("source %s: %w", s.Name(), err)
-		}
-		for _, name := range s.Lanes() {
-			w.addLane(name, i, now)
-		}
-	}
 	w.merge.idle = w.opts.IdleTimeout
 	return nil
 }
@@ -369,17 +369,38 @@ func (w *Watcher) removeStaleSnapshots() {
 
 func (w *Watcher) poll(ctx context.Context, i int, s Stream) {
 	defer w.pollWG.Done()
+	if !w.startStream(ctx, i, s) {
+		return
+	}
+	select {
+	case w.batches <- polled{stream: i, started: true, lanes: s.Lanes()}:
+	case <-ctx.Done():
+		return
+	}
+	b := backoff.New(retryMin, retryMax)
 	for ctx.Err() == nil {
 		recs, err := s.Poll(ctx, pollWait)
 		if ctx.Err() != nil {
 			return
 		}
-		select {
-		case w.batches <- polled{stream: i, recs: recs, err: err}:
-		case <-ctx.Done():
-			return
-		}
 		if err != nil {
+			// A source that fails is read again, never the end of
+			// the watch.
+			w.health.failed(i, s.Name(), err, w.opts.Now())
+			w.opts.Logf("source %s: %v (retrying)", s.Name(), err)
+			if b.Wait(ctx) != nil {
+				return
+			}
+			continue
+		}
+		w.health.ok(i, s.Name())
+		b.Reset()
+		if len(recs) == 0 {
+			continue
+		}
+		select {
+		case w.batches <- polled{stream: i, recs: recs}:
+		case <-ctx.Done():
 			return
 		}
 	}
@@ -426,6 +447,14 @@ func (w *Watcher) loop() error {
 		case b := <-w.batches:
 			if b.err != nil {
 				return fmt.Errorf("source %s: %w", w.opts.Streams[b.stream].Name(), b.err)
+			}
+			if b.started {
+				now := w.opts.Now()
+				for _, name := range b.lanes {
+					if w.lanes[name] == nil {
+						w.addLane(name, b.stream, now)
+					}
+				}
 			}
 			w.ingest(b)
 			w.release()
@@ -656,7 +685,10 @@ func (w *Watcher) checkpoint(ctx context.Context, snapshot bool) error {
 	w.ckptAt = w.opts.Now()
 	w.m.checkpointDur.Observe(w.ckptAt.Sub(start).Seconds())
 	w.m.checkpoints.Inc()
-	for _, s := range w.opts.Sinks {
+	for i, s := range w.opts.Sinks {
+		if !w.startSink(ctx, i) {
+			continue
+		}
 		if err := w.publishTo(ctx, s, nil); err != nil {
 			w.m.publishErrors.WithLabelValues(s.Name()).Inc()
 			w.opts.Logf("%v (retried at the next checkpoint)", err)
@@ -735,7 +767,7 @@ func (w *Watcher) commitUpstream(ctx context.Context) {
 		per[l.stream][name] = p.Next
 	}
 	for i, s := range w.opts.Streams {
-		if per[i] == nil {
+		if per[i] == nil || !w.health.isStarted(i) {
 			continue
 		}
 		if err := s.Commit(ctx, per[i]); err != nil {
