@@ -35,6 +35,9 @@ type jsonSummary struct {
 	Late           int64           `json:"late"`
 	Evicted        int64           `json:"evicted"`
 	MalformedLines []jsonMalformed `json:"malformed_lines"`
+	// Warnings are sentences about what the audit could not check; absent
+	// when there is nothing to say.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 type jsonMalformed struct {
@@ -53,6 +56,8 @@ type jsonFinding struct {
 	LastTS      string             `json:"last_ts"`
 	Jobs        []string           `json:"jobs"`
 	Events      []string           `json:"events"`
+	JobType     string             `json:"job_type,omitempty"`
+	Queue       string             `json:"queue,omitempty"`
 	Cause       string             `json:"cause,omitempty"`
 	Message     string             `json:"message"`
 	Details     json.RawMessage    `json:"details"`
@@ -105,6 +110,9 @@ func toJSON(r *twicetype.Report) (*jsonReport, error) {
 	for i, m := range s.MalformedLines {
 		doc.Summary.MalformedLines[i] = jsonMalformed{Source: m.Source, Line: m.Line, Reason: m.Reason}
 	}
+	for _, w := range s.Warnings {
+		doc.Summary.Warnings = append(doc.Summary.Warnings, w.Message)
+	}
 	for i := range r.Findings {
 		f := &r.Findings[i]
 		details := []byte("{}")
@@ -125,6 +133,8 @@ func toJSON(r *twicetype.Report) (*jsonReport, error) {
 			LastTS:      twicetype.FormatTime(f.LastTime),
 			Jobs:        nonNil(f.Jobs),
 			Events:      nonNil(f.Events),
+			JobType:     f.JobType,
+			Queue:       f.Queue,
 			Cause:       f.Cause,
 			Message:     f.Message,
 			Details:     details,

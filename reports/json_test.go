@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"math"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -55,7 +56,7 @@ var (
 	}
 	findingKeys = []string{
 		"detector", "severity", "subject", "fingerprint", "count", "first_ts", "last_ts",
-		"jobs", "events", "cause", "message", "details",
+		"jobs", "events", "job_type", "queue", "cause", "message", "details",
 	}
 )
 
@@ -147,6 +148,7 @@ func TestJSONFull(t *testing.T) {
 				"fingerprint": twicetype.Fingerprint("duplicate-effect", "receipt/payment:123"),
 				"count":       2.0, "first_ts": "2026-11-24T10:01:00.000Z", "last_ts": "2026-11-24T10:03:00.000Z",
 				"jobs": []any{"j-1"}, "events": []any{"e-3", "e-9"}, "cause": "redelivery",
+				"job_type": "SendReceipt", "queue": "emails",
 				"message": "email.sent receipt/payment:123 happened 2 times",
 				"details": map[string]any{"effect": "email.sent", "max_per_key": 1.0},
 			},
@@ -170,7 +172,7 @@ func TestJSONFull(t *testing.T) {
 				"detector": "dead-letter", "severity": "medium", "subject": "webhooks",
 				"fingerprint": twicetype.Fingerprint("dead-letter", "webhooks"),
 				"count":       12.0, "first_ts": "2026-11-24T10:05:00.000Z", "last_ts": "2026-11-24T11:10:00.000Z",
-				"jobs": jobs12, "events": []any{},
+				"jobs": jobs12, "events": []any{}, "queue": "webhooks",
 				"message": "12 jobs of webhooks are dead",
 				"details": map[string]any{
 					"count": 12.0, "oldest": "2026-11-24T10:05:00.000Z",
@@ -235,7 +237,13 @@ func TestJSONFull(t *testing.T) {
 	for i, f := range findings {
 		want := findingKeys
 		if r.Findings[i].Cause == "" {
-			want = without(findingKeys, "cause")
+			want = without(want, "cause")
+		}
+		if r.Findings[i].JobType == "" {
+			want = without(want, "job_type")
+		}
+		if r.Findings[i].Queue == "" {
+			want = without(want, "queue")
 		}
 		if keys, _ := objectKeys(t, f); !reflect.DeepEqual(keys, want) {
 			t.Errorf("finding %d keys %v, want %v", i, keys, want)
@@ -295,5 +303,27 @@ func TestJSONUnencodableDetails(t *testing.T) {
 	}
 	if buf.Len() != 0 {
 		t.Errorf("wrote %d bytes on error", buf.Len())
+	}
+}
+
+// TestJSONWarnings: summary.warnings is a list of sentences (spec §5),
+// after the other summary keys, and absent when there is nothing to say.
+func TestJSONWarnings(t *testing.T) {
+	t.Parallel()
+	out := render(t, "json", Options{}, warnedReport())
+	s := decodeJSON(t, out)["summary"].(map[string]any)
+	want := []any{
+		"The input held no events: nothing was checked.",
+		"expect rule SendReceipt → email.sent: no job of type SendReceipt | *was* seen.",
+	}
+	if !reflect.DeepEqual(s["warnings"], want) {
+		t.Errorf("warnings = %#v, want %#v", s["warnings"], want)
+	}
+	_, top := objectKeys(t, []byte(out))
+	if keys, _ := objectKeys(t, top["summary"]); !reflect.DeepEqual(keys, append(slices.Clone(summaryKeys), "warnings")) {
+		t.Errorf("summary keys %v", keys)
+	}
+	if strings.Contains(render(t, "json", Options{}, emptyReport()), "warnings") {
+		t.Error("warnings written though there are none")
 	}
 }

@@ -11,30 +11,43 @@ import (
 )
 
 // junitReporter writes JUnit XML for CI test views: one test case per
-// detector that ran, failing with one <failure> per finding.
-type junitReporter struct{}
+// detector that ran, failing with one <failure> per finding, and one test
+// case per warning (classname twice.coverage), skipped — or failing under
+// Options.StrictCoverage — so that a CI view never shows an all-clear for
+// an audit that did not check everything.
+type junitReporter struct {
+	opts Options
+}
 
 type junitSuites struct {
 	XMLName  xml.Name     `xml:"testsuites"`
 	Name     string       `xml:"name,attr"`
 	Tests    int          `xml:"tests,attr"`
 	Failures int          `xml:"failures,attr"`
+	Skipped  int          `xml:"skipped,attr,omitempty"`
 	Suites   []junitSuite `xml:"testsuite"`
 }
 
 type junitSuite struct {
 	Name string `xml:"name,attr"`
-	// Tests counts test cases (detectors), Failures the failing ones.
+	// Tests counts test cases (detectors, warnings), Failures the failing
+	// ones, Skipped the warnings that do not fail.
 	Tests    int         `xml:"tests,attr"`
 	Failures int         `xml:"failures,attr"`
 	Errors   int         `xml:"errors,attr"`
+	Skipped  int         `xml:"skipped,attr,omitempty"`
 	Cases    []junitCase `xml:"testcase"`
 }
 
 type junitCase struct {
 	Classname string         `xml:"classname,attr"`
 	Name      string         `xml:"name,attr"`
+	Skipped   *junitSkipped  `xml:"skipped"`
 	Failures  []junitFailure `xml:"failure"`
+}
+
+type junitSkipped struct {
+	Message string `xml:"message,attr"`
 }
 
 type junitFailure struct {
@@ -61,11 +74,27 @@ func (f junitFailure) MarshalXML(e *xml.Encoder, start xml.StartElement) error {
 	return e.EncodeToken(start.End())
 }
 
-func (*junitReporter) Write(w io.Writer, r *twicetype.Report) error {
+func (j *junitReporter) Write(w io.Writer, r *twicetype.Report) error {
 	if r == nil {
 		return errNilReport
 	}
 	suite := junitSuite{Name: "twice"}
+	for _, wn := range r.Summary.Warnings {
+		name := wn.Code
+		if wn.Subject != "" {
+			name += " " + wn.Subject
+		}
+		tc := junitCase{Classname: "twice.coverage", Name: clean(name)}
+		if j.opts.StrictCoverage {
+			tc.Failures = []junitFailure{{Message: clean(wn.Message), Type: "coverage", Text: clean(wn.Message) + "\n"}}
+			suite.Failures++
+		} else {
+			tc.Skipped = &junitSkipped{Message: clean(wn.Message)}
+			suite.Skipped++
+		}
+		suite.Tests++
+		suite.Cases = append(suite.Cases, tc)
+	}
 	byDetector := map[string][]*twicetype.Finding{}
 	for _, g := range groupFindings(r.Findings) {
 		byDetector[g.Detector] = g.Findings
@@ -85,7 +114,7 @@ func (*junitReporter) Write(w io.Writer, r *twicetype.Report) error {
 		}
 		suite.Cases = append(suite.Cases, tc)
 	}
-	doc := junitSuites{Name: "twice", Tests: suite.Tests, Failures: suite.Failures, Suites: []junitSuite{suite}}
+	doc := junitSuites{Name: "twice", Tests: suite.Tests, Failures: suite.Failures, Skipped: suite.Skipped, Suites: []junitSuite{suite}}
 
 	var buf bytes.Buffer
 	buf.WriteString(xml.Header)
@@ -115,6 +144,12 @@ func junitText(f *twicetype.Finding) string {
 	fmt.Fprintf(&b, "message: %s\n", clean(f.Message))
 	if f.Cause != "" {
 		fmt.Fprintf(&b, "cause: %s\n", clean(f.Cause))
+	}
+	if f.JobType != "" {
+		fmt.Fprintf(&b, "job_type: %s\n", clean(f.JobType))
+	}
+	if f.Queue != "" {
+		fmt.Fprintf(&b, "queue: %s\n", clean(f.Queue))
 	}
 	fmt.Fprintf(&b, "count: %d\n", f.Count)
 	fmt.Fprintf(&b, "first: %s\n", twicetype.FormatTime(f.FirstTime))

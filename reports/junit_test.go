@@ -21,13 +21,17 @@ type xTestsuite struct {
 	Tests    int         `xml:"tests,attr"`
 	Failures int         `xml:"failures,attr"`
 	Errors   int         `xml:"errors,attr"`
+	Skipped  int         `xml:"skipped,attr"`
 	Cases    []xTestcase `xml:"testcase"`
 }
 
 type xTestcase struct {
 	Classname string `xml:"classname,attr"`
 	Name      string `xml:"name,attr"`
-	Failures  []struct {
+	Skipped   *struct {
+		Message string `xml:"message,attr"`
+	} `xml:"skipped"`
+	Failures []struct {
 		Message string `xml:"message,attr"`
 		Type    string `xml:"type,attr"`
 		Text    string `xml:",chardata"`
@@ -131,5 +135,29 @@ func TestJUnitFull(t *testing.T) {
 	}
 	if lj := s.Cases[4].Failures[0].Text; !strings.Contains(lj, "events: e-1, e-2, e-3, e-4, e-5, e-6, e-7, e-8, e-9, e-10 … and 3 more\n") {
 		t.Errorf("long event list not capped:\n%s", lj)
+	}
+}
+
+// TestJUnitWarnings: each warning is a test case of twice.coverage,
+// skipped — so the CI view is not an all-clear — or, under
+// StrictCoverage, failed like the exit code.
+func TestJUnitWarnings(t *testing.T) {
+	t.Parallel()
+	s := parseJUnit(t, render(t, "junit", Options{}, warnedReport()))
+	if s.Tests != 5 || s.Failures != 0 || s.Skipped != 2 {
+		t.Errorf("tests=%d failures=%d skipped=%d, want 5 0 2", s.Tests, s.Failures, s.Skipped)
+	}
+	c := s.Cases[1]
+	if c.Classname != "twice.coverage" || c.Name != "rule-no-jobs SendReceipt email.sent" ||
+		c.Skipped == nil || !strings.Contains(c.Skipped.Message, "no job of type SendReceipt") || len(c.Failures) != 0 {
+		t.Errorf("warning case = %+v", c)
+	}
+	s = parseJUnit(t, render(t, "junit", Options{StrictCoverage: true}, warnedReport()))
+	if s.Tests != 5 || s.Failures != 2 || s.Skipped != 0 {
+		t.Errorf("strict: tests=%d failures=%d skipped=%d, want 5 2 0", s.Tests, s.Failures, s.Skipped)
+	}
+	if c := s.Cases[0]; c.Skipped != nil || len(c.Failures) != 1 || c.Failures[0].Type != "coverage" ||
+		!strings.Contains(c.Failures[0].Message, "nothing was checked") {
+		t.Errorf("strict warning case = %+v", c)
 	}
 }

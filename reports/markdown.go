@@ -29,6 +29,16 @@ func (m *markdownReporter) Write(w io.Writer, r *twicetype.Report) error {
 	}
 	fmt.Fprintf(&b, "## %s\n\n", title)
 
+	// A GitHub alert, first: the warnings say how far the rest can be
+	// trusted.
+	if len(s.Warnings) > 0 {
+		b.WriteString("> [!WARNING]\n> **Not everything was checked:**\n")
+		for _, w := range s.Warnings {
+			fmt.Fprintf(&b, "> - %s\n", mdEscape(w.Message))
+		}
+		b.WriteString("\n")
+	}
+
 	b.WriteString("| summary | |\n|---|---:|\n")
 	fmt.Fprintf(&b, "| events | %d |\n", s.Events)
 	fmt.Fprintf(&b, "| repeated ids | %d |\n", s.RepeatedIDs)
@@ -53,7 +63,7 @@ func (m *markdownReporter) Write(w io.Writer, r *twicetype.Report) error {
 
 	b.WriteString("\n### Findings\n\n")
 	if len(r.Findings) == 0 {
-		b.WriteString("No findings.\n")
+		b.WriteString(noFindings(s) + "\n")
 	} else {
 		b.WriteString("| severity | detector | subject | count | message |\n")
 		b.WriteString("|---|---|---|---:|---|\n")
@@ -97,6 +107,16 @@ func writeMarkdownFinding(b *bytes.Buffer, f *twicetype.Finding) {
 	b.WriteString("\n")
 	if f.Cause != "" {
 		fmt.Fprintf(b, "  - cause: %s\n", mdEscape(f.Cause))
+	}
+	if f.JobType != "" || f.Queue != "" {
+		var parts []string
+		if f.JobType != "" {
+			parts = append(parts, "job type: "+mdEscape(f.JobType))
+		}
+		if f.Queue != "" {
+			parts = append(parts, "queue: "+mdEscape(f.Queue))
+		}
+		fmt.Fprintf(b, "  - %s\n", strings.Join(parts, ", "))
 	}
 	fmt.Fprintf(b, "  - count: %d, first %s, last %s\n", f.Count,
 		twicetype.FormatTime(f.FirstTime), twicetype.FormatTime(f.LastTime))

@@ -35,6 +35,10 @@ type Options struct {
 	// Source names what was audited (files, a source from the config) for
 	// headers. Empty means unnamed.
 	Source string
+	// StrictCoverage says that warnings fail the audit (twice audit
+	// --strict-coverage): junit writes them as failures rather than
+	// skipped test cases. Other formats show warnings the same either way.
+	StrictCoverage bool
 }
 
 // Formats lists the format names New accepts, the default first.
@@ -50,7 +54,7 @@ func New(format string, opts Options) (Reporter, error) {
 	case "markdown":
 		return &markdownReporter{opts: opts}, nil
 	case "junit":
-		return &junitReporter{}, nil
+		return &junitReporter{opts: opts}, nil
 	}
 	return nil, fmt.Errorf("unknown report format %q (known: %s)", format, strings.Join(Formats, ", "))
 }
@@ -175,6 +179,15 @@ func timeRange(s *twicetype.Summary) string {
 	}
 	return fmt.Sprintf("%s to %s (%s)", twicetype.FormatTime(s.From), twicetype.FormatTime(s.To),
 		time.Duration(s.To-s.From))
+}
+
+// noFindings is what the formats for people say when there is no
+// finding, depending on whether the audit checked everything.
+func noFindings(s *twicetype.Summary) string {
+	if len(s.Warnings) > 0 {
+		return "No findings, but not everything was checked: see the warnings."
+	}
+	return "No findings."
 }
 
 // malformedLeftOff says how many malformed lines a list of shown lines

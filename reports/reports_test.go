@@ -39,6 +39,18 @@ func emptyReport() *twicetype.Report {
 	}}
 }
 
+// warnedReport is an audit that found nothing but could not check
+// everything: no all-clear.
+func warnedReport() *twicetype.Report {
+	r := emptyReport()
+	r.Summary.Warnings = []twicetype.Warning{
+		{Code: twicetype.WarnNoEvents, Message: "The input held no events: nothing was checked."},
+		{Code: twicetype.WarnRuleNoJobs, Subject: "SendReceipt email.sent",
+			Message: "expect rule SendReceipt → email.sent: no job of type SendReceipt | *was* seen."},
+	}
+	return r
+}
+
 // fullReport has findings across detectors and severities, with and
 // without causes, long job and event lists, details of several types,
 // Markdown metacharacters, and more malformed lines than any format lists.
@@ -78,6 +90,7 @@ func fullReport() *twicetype.Report {
 				Fingerprint: twicetype.Fingerprint(twicetype.DuplicateEffect, "receipt/payment:123"),
 				Count:       2, FirstTime: at(time.Minute), LastTime: at(3 * time.Minute),
 				Jobs: []string{"j-1"}, Events: []string{"e-3", "e-9"},
+				JobType: "SendReceipt", Queue: "emails",
 				Cause:   "redelivery",
 				Message: "email.sent receipt/payment:123 happened 2 times",
 				Details: map[string]any{"max_per_key": 1, "effect": "email.sent"},
@@ -107,6 +120,7 @@ func fullReport() *twicetype.Report {
 				Fingerprint: twicetype.Fingerprint(twicetype.DeadLetter, "webhooks"),
 				Count:       12, FirstTime: at(5 * time.Minute), LastTime: at(70 * time.Minute),
 				Jobs:    names("j-", 12),
+				Queue:   "webhooks",
 				Message: "12 jobs of webhooks are dead",
 				Details: map[string]any{
 					"count":    12,
@@ -205,6 +219,7 @@ func TestGolden(t *testing.T) {
 			opts := Options{Source: "events.jsonl"}
 			golden(t, "full."+tc.ext, render(t, tc.format, opts, fullReport()))
 			golden(t, "empty."+tc.ext, render(t, tc.format, opts, emptyReport()))
+			golden(t, "warned."+tc.ext, render(t, tc.format, opts, warnedReport()))
 		})
 	}
 }
@@ -290,5 +305,27 @@ func TestDetectorCounts(t *testing.T) {
 	}
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("detectorCounts:\n got %v\nwant %v", got, want)
+	}
+}
+
+// TestWarningsInEveryFormat: a report with warnings is never an all-clear,
+// in any format; one without says nothing of them.
+func TestWarningsInEveryFormat(t *testing.T) {
+	t.Parallel()
+	for _, f := range Formats {
+		out := render(t, f, Options{}, warnedReport())
+		for _, want := range []string{"nothing was checked", "SendReceipt"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("%s: warning %q not shown:\n%s", f, want, out)
+			}
+		}
+		if f == "text" || f == "markdown" {
+			if strings.Contains(out, "No findings.") {
+				t.Errorf("%s: says a plain \"No findings.\" though not everything was checked:\n%s", f, out)
+			}
+		}
+		if quiet := render(t, f, Options{}, emptyReport()); strings.Contains(strings.ToLower(quiet), "warning") {
+			t.Errorf("%s: mentions warnings though there are none:\n%s", f, quiet)
+		}
 	}
 }

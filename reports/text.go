@@ -79,6 +79,15 @@ func (t *textReporter) Write(w io.Writer, r *twicetype.Report) error {
 	}
 	fmt.Fprintf(tw, "%s: %s\n\n", p.bold(what), when)
 
+	// Warnings first: they say how far the rest can be trusted.
+	if len(s.Warnings) > 0 {
+		fmt.Fprintln(tw, p.bold(p.paint(ansiYellow, fmt.Sprintf("Warnings (%d)", len(s.Warnings)))))
+		for _, w := range s.Warnings {
+			fmt.Fprintf(tw, "  %s %s\n", p.paint(ansiYellow, "!"), clean(w.Message))
+		}
+		fmt.Fprintln(tw)
+	}
+
 	fmt.Fprintln(tw, p.bold("Summary"))
 	fmt.Fprintf(tw, "  events\t%d\n", s.Events)
 	fmt.Fprintf(tw, "  repeated ids\t%d\n", s.RepeatedIDs)
@@ -100,7 +109,7 @@ func (t *textReporter) Write(w io.Writer, r *twicetype.Report) error {
 		}
 	}
 	if len(r.Findings) == 0 {
-		fmt.Fprintln(tw, "  No findings.")
+		fmt.Fprintln(tw, "  "+noFindings(s))
 	}
 
 	for _, g := range groupFindings(r.Findings) {
@@ -138,6 +147,12 @@ func writeTextFinding(w io.Writer, p painter, f *twicetype.Finding) {
 	}
 	if f.Cause != "" {
 		fmt.Fprintf(w, "    cause\t%s\n", clean(f.Cause))
+	}
+	if f.JobType != "" {
+		fmt.Fprintf(w, "    job type\t%s\n", clean(f.JobType))
+	}
+	if f.Queue != "" {
+		fmt.Fprintf(w, "    queue\t%s\n", clean(f.Queue))
 	}
 	fmt.Fprintf(w, "    count\t%d\n", f.Count)
 	fmt.Fprintf(w, "    first\t%s\n", twicetype.FormatTime(f.FirstTime))

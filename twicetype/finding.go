@@ -41,6 +41,11 @@ type Finding struct {
 	Events      []string
 	Cause       string
 	Message     string
+	// JobType and Queue are those of the finding's job, the first one
+	// listed when there are several; "" when it has none or they are
+	// not known.
+	JobType string
+	Queue   string
 	// Details holds detector-specific values; it is encoded as a JSON object.
 	Details map[string]any
 }

@@ -41,7 +41,42 @@ type Summary struct {
 	// Evicted counts state records dropped by a memory cap before they
 	// could no longer produce a finding; non-zero means reduced coverage.
 	Evicted int64
+	// Warnings say what the audit could not check (spec §5
+	// summary.warnings): a report without findings is no all-clear while
+	// it has any. Empty when there is nothing to say.
+	Warnings []Warning
 }
+
+// Warning is one thing an audit could not check.
+type Warning struct {
+	// Code names the kind of warning, one of the Warn constants; it is
+	// stable across runs (a CI test case is named after it).
+	Code string
+	// Subject tells warnings of one code apart (the rule a warning is
+	// about), "" when there is one of its code.
+	Subject string
+	// Message is the sentence for people: what was not checked and how
+	// to fix it.
+	Message string
+}
+
+// The warning codes.
+const (
+	// WarnNoEvents: the input held no line at all.
+	WarnNoEvents = "no-events"
+	// WarnAllMalformed: every line of the input was malformed.
+	WarnAllMalformed = "all-malformed"
+	// WarnSecondsTS: integer ts values that, read as Unix milliseconds,
+	// fall before 2001: most likely written in seconds.
+	WarnSecondsTS = "seconds-ts"
+	// WarnRuleNoJobs: an expect rule whose job_type no job had.
+	WarnRuleNoJobs = "rule-no-jobs"
+	// WarnRuleNeverRendered: an expect rule whose effect_key template
+	// rendered for none of its jobs.
+	WarnRuleNeverRendered = "rule-never-rendered"
+	// WarnEvicted: state dropped by a memory cap.
+	WarnEvicted = "evicted"
+)
 
 // MaxMalformedLines bounds Summary.MalformedLines.
 const MaxMalformedLines = 1000
