@@ -108,3 +108,7 @@ func (s *kafkaStream) Commit(ctx context.Context, next map[string]int64) error {
 }
 
 func (s *kafkaStream) Shutdown(ctx context.Context) error { return s.c.Shutdown(ctx) }
+
+// Health implements sidecar.HealthReporter: partitions whose fetches
+// fail (and are being retried) make /readyz answer 503.
+func (s *kafkaStream) Health() error { return s.c.Health() }

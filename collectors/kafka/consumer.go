@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"strings"
 	"sync"
 	"time"
 
 	kafkago "github.com/segmentio/kafka-go"
 
 	"github.com/twicehq/twice/config"
+	"github.com/twicehq/twice/internal/backoff"
 	"github.com/twicehq/twice/twicetype"
 )
 
@@ -41,7 +43,8 @@ type ConsumerOptions struct {
 	// idle partition; default 500ms.
 	FetchWait time.Duration
 	// OnError, if set, sees each failed fetch; the partition retries with
-	// backoff. It is called from the partitions' goroutines.
+	// backoff (and jitter) and Health reports it until a fetch succeeds.
+	// It is called from the partitions' goroutines.
 	OnError func(tp TopicPartition, err error)
 }
 
@@ -69,6 +72,8 @@ type Consumer struct {
 	client    *kafkago.Client
 	tps       []TopicPartition
 	positions map[TopicPartition]int64 // next offset Poll returns, per partition
+	// failing holds, per partition whose last fetch failed, the error.
+	failing map[TopicPartition]error
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
 	out       chan []Record
@@ -229,7 +234,7 @@ func OffsetFetch(ctx context.Context, client *kafkago.Client, group string, tps 
 func (c *Consumer) run(ctx context.Context, r *PartitionReader, m *Mapper) {
 	defer c.wg.Done()
 	defer r.Close()
-	backoff := 100 * time.Millisecond
+	retry := backoff.New(100*time.Millisecond, 5*time.Second)
 	for ctx.Err() == nil {
 		msgs, err := r.Fetch(ctx, c.opts.FetchMax, c.opts.FetchWait)
 		if len(msgs) > 0 {
@@ -259,16 +264,55 @@ func (c *Consumer) run(ctx context.Context, r *PartitionReader, m *Mapper) {
 			if c.opts.OnError != nil {
 				c.opts.OnError(r.tp, err)
 			}
-			select {
-			case <-time.After(backoff):
-			case <-ctx.Done():
+			c.setFailing(r.tp, err)
+			if retry.Wait(ctx) != nil {
 				return
 			}
-			backoff = min(2*backoff, 5*time.Second)
 			continue
 		}
-		backoff = 100 * time.Millisecond
+		c.setFailing(r.tp, nil)
+		retry.Reset()
 	}
+}
+
+// setFailing records the outcome of a partition's last fetch.
+func (c *Consumer) setFailing(tp TopicPartition, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err == nil {
+		delete(c.failing, tp)
+		return
+	}
+	if c.failing == nil {
+		c.failing = map[TopicPartition]error{}
+	}
+	c.failing[tp] = err
+}
+
+// Health returns nil while every partition's last fetch succeeded, else
+// an error counting and naming the failing partitions (up to three) with
+// the error of the first. Fetches are retried; Health says that records are not
+// arriving meanwhile.
+func (c *Consumer) Health() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.failing) == 0 {
+		return nil
+	}
+	tps := make([]TopicPartition, 0, len(c.failing))
+	for tp := range c.failing {
+		tps = append(tps, tp)
+	}
+	sortTPs(tps)
+	names := make([]string, 0, 3)
+	for _, tp := range tps[:min(3, len(tps))] {
+		names = append(names, tp.String())
+	}
+	more := ""
+	if len(tps) > 3 {
+		more = fmt.Sprintf(" and %d more", len(tps)-3)
+	}
+	return fmt.Errorf("%d of %d partitions failing (%s%s): %w", len(tps), len(c.tps), strings.Join(names, ", "), more, c.failing[tps[0]])
 }
 
 // maxPoll bounds the records one Poll returns, when more are ready.
