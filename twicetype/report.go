@@ -45,6 +45,20 @@ type Summary struct {
 	// summary.warnings): a report without findings is no all-clear while
 	// it has any. Empty when there is nothing to say.
 	Warnings []Warning
+	// Rules has, per expect rule of the configuration (same index), how
+	// many jobs of its job_type the audit saw and for how many its
+	// effect_key template rendered: what warnings about rules are made
+	// from. Not a field of the JSON report; nil without rules.
+	Rules []RuleCoverage
+}
+
+// RuleCoverage is what one expect rule could check.
+type RuleCoverage struct {
+	// Jobs counts the jobs of the rule's job_type.
+	Jobs int64
+	// Rendered counts those of them for which the rule's effect_key
+	// template rendered (each sets an expectation once it succeeds).
+	Rendered int64
 }
 
 // Warning is one thing an audit could not check.
