@@ -49,8 +49,9 @@ type Config struct {
 // Source is one input, of Type "file" or "kafka".
 //
 // A file source reads Paths: JSON Lines files, "-" for stdin, ".gz" read as
-// gzip, used as written (relative paths are relative to the working
-// directory). A kafka source reads the topics that Kafka names.
+// gzip, globs expanded by Files. Load makes relative paths relative to the
+// configuration file's folder; Parse keeps them as written. A kafka
+// source reads the topics that Kafka names.
 type Source struct {
 	// Name names the source in reports and on the command line; Load sets
 	// it to the first path of a file source when the file gives none (a

@@ -127,8 +127,10 @@ func TestTestdataConfig(t *testing.T) {
 	}
 
 	wantSources := []Source{
-		{Name: "production", Type: "file", Paths: []string{"events/2026-11-24.jsonl.gz", "events/2026-11-25.jsonl"}, Line: 10},
-		{Name: "events/today.jsonl", Type: "file", Paths: []string{"events/today.jsonl"}, Line: 16},
+		// Load makes relative paths relative to the file's folder; a
+		// source named after its path keeps the path as written.
+		{Name: "production", Type: "file", Paths: []string{"testdata/events/2026-11-24.jsonl.gz", "testdata/events/2026-11-25.jsonl"}, Line: 10},
+		{Name: "events/today.jsonl", Type: "file", Paths: []string{"testdata/events/today.jsonl"}, Line: 16},
 		{Name: "jobs", Type: "kafka", Line: 20, Kafka: &KafkaSource{
 			Brokers: []string{"kafka-1:9092", "kafka-2:9092"},
 			Topics:  []string{"job-events", "effects"},

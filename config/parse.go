@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -48,26 +49,36 @@ const (
 )
 
 // Load reads and parses the configuration file at path. Errors name the
-// file as path.
+// file as path. Relative paths the file gives (a file source's paths, a
+// kafka source's dead_letter, watch.state_dir, a file sink's path) are
+// made relative to the file's folder, so the configuration means the same
+// from any working directory; defaults are left as they are.
 func Load(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("reading config: %w", err)
 	}
-	return Parse(path, data)
+	return parse(path, filepath.Dir(path), data)
 }
 
 // Parse parses a configuration. name is the file name errors start with.
 // An empty document, or one of only comments, is Default(). Parse fills
 // every default, so the result passes Validate. Its errors are *Error
-// values joined with errors.Join, in file order.
+// values joined with errors.Join, in file order. Paths are kept as
+// written.
 func Parse(name string, data []byte) (*Config, error) {
+	return parse(name, "", data)
+}
+
+// parse parses a configuration whose relative paths are relative to dir
+// ("" keeps them as written).
+func parse(name, dir string, data []byte) (*Config, error) {
 	c := Default()
 	root, err := decode(name, data)
 	if err != nil {
 		return nil, err
 	}
-	p := &parser{file: name}
+	p := &parser{file: name, dir: dir}
 	p.root(root, c)
 	if err := p.err(); err != nil {
 		return nil, err
@@ -90,13 +101,13 @@ func decode(name string, data []byte) (root *yaml.Node, err error) {
 		if errors.Is(err, io.EOF) {
 			return nil, nil
 		}
-		return nil, syntaxError(name, err)
+		return nil, syntaxError(name, data, err)
 	}
 	var extra yaml.Node
 	switch err := dec.Decode(&extra); {
 	case errors.Is(err, io.EOF):
 	case err != nil:
-		return nil, syntaxError(name, err)
+		return nil, syntaxError(name, data, err)
 	case !isEmptyDocument(&extra):
 		return nil, &Error{File: name, Line: extra.Line, Column: extra.Column,
 			Msg: "more than one YAML document (a configuration is one document)"}
@@ -145,8 +156,9 @@ func expandedSize(n *yaml.Node, memo map[*yaml.Node]int) int {
 
 var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
-// syntaxError turns an error of the YAML parser into an *Error.
-func syntaxError(name string, err error) error {
+// syntaxError turns an error of the YAML parser about data into an
+// *Error on the line where the problem is (see problemLine).
+func syntaxError(name string, data []byte, err error) error {
 	msg := err.Error()
 	e := &Error{File: name}
 	if m := yamlLine.FindStringSubmatch(msg); m != nil {
@@ -155,6 +167,9 @@ func syntaxError(name string, err error) error {
 	} else {
 		msg = strings.TrimPrefix(msg, "yaml: ")
 	}
+	if line := problemLine(data, msg); line > 0 {
+		e.Line = line
+	}
 	e.Msg = "invalid YAML: " + msg
 	return e
 }
@@ -162,7 +177,19 @@ func syntaxError(name string, err error) error {
 // parser walks the node tree of a configuration and collects errors.
 type parser struct {
 	file string
+	// dir is what relative paths are relative to; "" keeps them as
+	// written.
+	dir  string
 	errs []*Error
+}
+
+// rel returns path relative to the configuration's folder: joined to
+// p.dir unless it is absolute, "-" (stdin) or empty.
+func (p *parser) rel(path string) string {
+	if p.dir == "" || path == "" || path == "-" || filepath.IsAbs(path) {
+		return path
+	}
+	return filepath.Join(p.dir, path)
 }
 
 // errorf records an error about node n at key path.
@@ -547,6 +574,9 @@ func (p *parser) source(item *yaml.Node, path string) (s Source, nameNode *yaml.
 	if s.Name == "" && len(s.Paths) > 0 {
 		s.Name = s.Paths[0]
 	}
+	for i := range s.Paths {
+		s.Paths[i] = p.rel(s.Paths[i])
+	}
 	if nameNode == nil {
 		nameNode = item
 	}
@@ -719,6 +749,7 @@ func (p *parser) kafkaSource(item *yaml.Node, es []entry, path string, s Source)
 			good = p.start(e.val, epath, k)
 		case "dead_letter":
 			k.DeadLetter, good = p.name(e.val, epath)
+			k.DeadLetter = p.rel(k.DeadLetter)
 		}
 		ok = ok && good
 	}
@@ -863,7 +894,7 @@ func (p *parser) watch(n *yaml.Node, path string, w *Watch) {
 		switch e.name {
 		case "state_dir":
 			if v, ok := p.name(e.val, epath); ok {
-				w.StateDir = v
+				w.StateDir = p.rel(v)
 			}
 		case "listen":
 			if v, ok := p.str(e.val, epath); ok {
@@ -936,6 +967,7 @@ func (p *parser) sinks(n *yaml.Node, path string) []Sink {
 			switch e.name {
 			case "path":
 				s.Path, _ = p.name(e.val, epath)
+				s.Path = p.rel(s.Path)
 			case "brokers":
 				s.Brokers, _ = p.brokers(e.val, epath)
 			case "topic":
