@@ -64,6 +64,11 @@ type Source struct {
 	Paths []string
 	// Kafka is set for a kafka source, nil for a file source.
 	Kafka *KafkaSource
+	// Settings are the decoded settings of a source of a type other than
+	// file and kafka: the type its tap's factory decodes (package
+	// sources); nil for file and kafka, which use Paths and Kafka.
+	// Validate checks them.
+	Settings SourceSettings
 	// Line is where the source is written in the file, 0 when built in
 	// code.
 	Line int
@@ -363,7 +368,7 @@ func (c *Config) Validate() error {
 	names := map[string]int{}
 	for i, s := range c.Sources {
 		path := fmt.Sprintf("sources[%d]", i)
-		if !slices.Contains(sourceTypes, s.Type) {
+		if !slices.Contains(sourceTypes, s.Type) && s.Settings == nil {
 			add(path+".type", "%s", unknownSourceType(s.Type))
 		}
 		if s.Name == "" {
@@ -396,6 +401,13 @@ func (c *Config) Validate() error {
 			}
 			for _, e := range s.Kafka.validate() {
 				add(join(path, e.Path), "%s", e.Msg)
+			}
+		default:
+			// A tap's type: its settings check themselves (sources.go).
+			if s.Settings != nil {
+				for _, e := range settingsErrors(s.Settings.Validate()) {
+					add(join(path, e.Path), "%s", e.Msg)
+				}
 			}
 		}
 	}

@@ -73,17 +73,7 @@ func Parse(name string, data []byte) (*Config, error) {
 // parse parses a configuration whose relative paths are relative to dir
 // ("" keeps them as written).
 func parse(name, dir string, data []byte) (*Config, error) {
-	c := Default()
-	root, err := decode(name, data)
-	if err != nil {
-		return nil, err
-	}
-	p := &parser{file: name, dir: dir}
-	p.root(root, c)
-	if err := p.err(); err != nil {
-		return nil, err
-	}
-	return c, nil
+	return parseWith(name, dir, data, Options{})
 }
 
 // decode parses the YAML of a configuration and returns its top node, nil
@@ -181,6 +171,9 @@ type parser struct {
 	// written.
 	dir  string
 	errs []*Error
+	// types decodes sources of types other than file; nil knows kafka
+	// only (sources.go).
+	types SourceTypes
 }
 
 // rel returns path relative to the configuration's folder: joined to
@@ -517,13 +510,13 @@ func (p *parser) source(item *yaml.Node, path string) (s Source, nameNode *yaml.
 		if s.Type, ok = p.name(e.val, path+".type"); !ok {
 			return s, nil, false
 		}
-		if !slices.Contains(sourceTypes, s.Type) {
-			p.errorf(resolve(e.val), path+".type", "%s", unknownSourceType(s.Type))
+		if known := p.knownSourceTypes(); !slices.Contains(known, s.Type) {
+			p.errorf(resolve(e.val), path+".type", "unknown source type %q (known: %s)", s.Type, strings.Join(known, ", "))
 			return s, nil, false
 		}
 	}
-	if s.Type == SourceKafka {
-		return p.kafkaSource(item, es, path, s)
+	if s.Type != SourceFile {
+		return p.tapSource(item, es, path, s)
 	}
 	ok = true
 	var pathsKey *yaml.Node

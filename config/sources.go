@@ -54,7 +54,8 @@ func ParseWith(name string, data []byte, o Options) (*Config, error) {
 	return parseWith(name, "", data, o)
 }
 
-// parseWith is parse with options.
+// parseWith parses a configuration whose relative paths are relative to
+// dir ("" keeps them as written), with options.
 func parseWith(name, dir string, data []byte, o Options) (*Config, error) {
 	c := Default()
 	root, err := decode(name, data)
@@ -114,6 +115,8 @@ type SourceMapping struct {
 	typ   string
 	es    []entry
 	known bool
+	// nested is set for a mapping within the source's (Mapping).
+	nested bool
 }
 
 // Path returns the key path of the mapping, such as "sources[2]".
@@ -126,15 +129,15 @@ func (m *SourceMapping) Type() string { return m.typ }
 func (m *SourceMapping) Line() int { return m.node.Line }
 
 // Known reports every key that is not name, type or one of keys, with the
-// list of known keys: `unknown key "x" (known: name, type, ...)`.
+// list of known keys: `unknown key "x" (known: name, type, ...)`. In a
+// nested mapping (Mapping) only keys are known.
 func (m *SourceMapping) Known(keys ...string) {
 	m.known = true
-	all := append([]string{"name", "type"}, keys...)
-	if strings.HasPrefix(m.path, "sources[") {
-		m.p.known(m.es, m.path, all)
+	if m.nested {
+		m.p.known(m.es, m.path, keys)
 		return
 	}
-	m.p.known(m.es, m.path, keys)
+	m.p.known(m.es, m.path, append([]string{"name", "type"}, keys...))
 }
 
 // Has reports whether the mapping gives key.
@@ -195,6 +198,17 @@ func (m *SourceMapping) String(key string, dst *string) bool {
 		*dst = v
 	}
 	return ok
+}
+
+// File reads a file path: non-empty, relative to the configuration
+// file's folder when Load read it (as a file source's paths).
+func (m *SourceMapping) File(key string, dst *string) bool {
+	var v string
+	if !m.String(key, &v) {
+		return false
+	}
+	*dst = m.p.rel(v)
+	return true
 }
 
 // OneOf reads a string that must be one of values.
@@ -353,7 +367,7 @@ func (m *SourceMapping) Mapping(key string) (*SourceMapping, bool) {
 	if !ok {
 		return nil, false
 	}
-	return &SourceMapping{p: m.p, node: resolve(e.val), path: path, typ: m.typ, es: es}, true
+	return &SourceMapping{p: m.p, node: resolve(e.val), path: path, typ: m.typ, es: es, nested: true}, true
 }
 
 // DecodeKafka decodes the mapping of a kafka source: the kafka factory's
