@@ -14,6 +14,9 @@ import (
 type Batch struct {
 	Events    []twicetype.Event
 	Malformed []twicetype.Malformed
+	// Lost is coverage the source knows it lost before or among these
+	// events (a trimmed stream): reports warn about it.
+	Lost []twicetype.Gap
 }
 
 // Collector reads normalized events from one source. Constructors do no

@@ -28,6 +28,7 @@ import (
 	"io"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/twicehq/twice/collectors"
@@ -89,6 +90,8 @@ type CollectOptions struct {
 	DeadLetterMaxBytes int64
 	// Logf logs diagnostics; never nil when built by the Registry.
 	Logf func(format string, args ...any)
+	// Coverage, when set, gathers the gaps the collectors report.
+	Coverage *Coverage
 }
 
 // Position is where a lane of a stream is: opaque to the sidecar, which
@@ -112,8 +115,10 @@ func (p Position) Int() (int64, error) {
 }
 
 // Record is one thing a stream read: an event, a message that is not an
-// event (Malformed), or coverage the stream knows it lost (Lost). Exactly
-// one of the three is set.
+// event (Malformed), or coverage the stream knows it lost (Lost). At most
+// one of the three is set; a record with none only moves its lane's
+// position (a file tail that switched to the file that replaced a
+// rotated one).
 type Record struct {
 	// Lane is the ordered part of the stream the record came from, named
 	// within the stream: a topic partition "orders/3", a queue "emails".
@@ -290,6 +295,11 @@ func (r *Registry) NewCollectors(ctx context.Context, src config.Source, opts Co
 	if err != nil {
 		return nil, fmt.Errorf("source %s: %w", src.Name, err)
 	}
+	if opts.Coverage != nil {
+		for i, c := range cols {
+			cols[i] = opts.Coverage.tee(src.Name, c)
+		}
+	}
 	return cols, nil
 }
 
@@ -302,4 +312,52 @@ type NoHistoryError struct {
 // Error says so and what to do instead.
 func (e *NoHistoryError) Error() string {
 	return fmt.Sprintf("source %s (type %s) keeps no history; use twice watch", e.Source, e.Type)
+}
+
+// Coverage gathers the gaps the collectors of an audit report (in
+// collectors.Batch.Lost), merged per source, lane and reason. It is safe
+// for concurrent use; the zero value is ready.
+type Coverage struct {
+	mu   sync.Mutex
+	gaps map[string]*twicetype.Gap
+	keys []string
+}
+
+// Add counts a gap.
+func (c *Coverage) Add(g twicetype.Gap) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gaps == nil {
+		c.gaps = map[string]*twicetype.Gap{}
+	}
+	key := g.Source + "\x00" + g.Lane + "\x00" + g.Reason
+	if old := c.gaps[key]; old != nil {
+		old.Merge(g)
+		return
+	}
+	c.gaps[key] = &g
+	c.keys = append(c.keys, key)
+}
+
+// Warnings returns one report warning per source, lane and reason, in the
+// order first seen.
+func (c *Coverage) Warnings() []twicetype.Warning {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []twicetype.Warning
+	for _, k := range c.keys {
+		out = append(out, c.gaps[k].Warning())
+	}
+	return out
+}
+
+// tee records the gaps of c's batches, as gaps of the source name.
+func (c *Coverage) tee(name string, col collectors.Collector) collectors.Collector {
+	return collectors.Tee(col, func(_ context.Context, b *collectors.Batch) error {
+		for _, g := range b.Lost {
+			g.Source = name
+			c.Add(g)
+		}
+		return nil
+	})
 }

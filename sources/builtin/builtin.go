@@ -1,0 +1,17 @@
+// Package builtin registers every tap of twice: one line per source type.
+// A new tap adds its factory here (docs/architecture.md).
+package builtin
+
+import (
+	"github.com/twicehq/twice/collectors/file"
+	"github.com/twicehq/twice/collectors/kafka"
+	"github.com/twicehq/twice/sources"
+)
+
+// Registry returns a new registry of every source type twice has.
+func Registry() *sources.Registry {
+	return sources.NewRegistry(
+		file.Factory{},
+		kafka.Factory{},
+	)
+}
