@@ -1,0 +1,219 @@
+package sidekiq
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/twicehq/twice/sources"
+)
+
+// PollLane is the one lane of a poll-mode stream: the tracker's state
+// spans every queue, so it is one position.
+const PollLane = "poll"
+
+// pollStream lets `twice watch` read a sidekiq source in poll mode. It is
+// not replayable: Sidekiq keeps no history of what went through its
+// queues. Its position is the tracker's state after a snapshot (gzip'd
+// JSON in base64), so that after a restart the jobs it was following are
+// still judged. Every record of a snapshot carries the position before
+// that snapshot and a last record the position after it: a restart
+// between the two reads the snapshot's changes again, as repeated ids.
+type pollStream struct {
+	p     *Poller
+	every time.Duration
+	now   func() time.Time
+	logf  func(string, ...any)
+
+	loaded bool
+	pos    sources.Position // after the last snapshot
+	next   time.Time        // when the next snapshot is due
+
+	mu     sync.Mutex
+	health error
+}
+
+var (
+	_ sources.Stream         = (*pollStream)(nil)
+	_ sources.HealthReporter = (*pollStream)(nil)
+)
+
+func (s *pollStream) Name() string     { return s.p.name }
+func (s *pollStream) Replayable() bool { return false }
+func (s *pollStream) Lanes() []string  { return []string{PollLane} }
+
+// Start loads the state of the checkpoint (once) and connects.
+func (s *pollStream) Start(ctx context.Context, resume map[string]sources.Position) error {
+	if !s.loaded {
+		if pos := resume[PollLane]; pos != "" {
+			if err := s.p.tracker.load(string(pos)); err != nil {
+				// Starting afresh costs repeated ids and the judgement of
+				// the jobs in flight, never wrong events.
+				s.logf("source %s: %v; starting without it", s.p.name, err)
+				s.p.tracker = newTracker(s.p.tracker.m, s.p.tracker.deadAfter)
+			} else {
+				s.pos = pos
+			}
+		}
+		s.loaded = true
+	}
+	if err := s.p.Start(ctx); err != nil {
+		s.setHealth(err)
+		return err
+	}
+	s.setHealth(nil)
+	return nil
+}
+
+// Poll reads a snapshot when one is due, waiting for it up to wait.
+func (s *pollStream) Poll(ctx context.Context, wait time.Duration) ([]sources.Record, error) {
+	now := s.now()
+	if now.Before(s.next) {
+		d := s.next.Sub(now)
+		if d > wait {
+			d = wait
+		}
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+		if s.now().Before(s.next) {
+			return nil, nil
+		}
+	}
+	s.next = s.now().Add(s.every)
+	b, err := s.p.Poll(ctx)
+	if err != nil {
+		s.setHealth(err)
+		return nil, err
+	}
+	s.setHealth(nil)
+	state, err := s.p.tracker.save()
+	if err != nil {
+		return nil, err
+	}
+	recs := make([]sources.Record, 0, len(b.Events)+len(b.Malformed)+len(b.Lost)+1)
+	for i := range b.Lost {
+		recs = append(recs, sources.Record{Lane: PollLane, Position: s.pos, Lost: &b.Lost[i]})
+	}
+	for i := range b.Malformed {
+		recs = append(recs, sources.Record{Lane: PollLane, Position: s.pos, Malformed: &b.Malformed[i]})
+	}
+	for i := range b.Events {
+		recs = append(recs, sources.Record{Lane: PollLane, Position: s.pos, Event: &b.Events[i]})
+	}
+	s.pos = sources.Position(state)
+	recs = append(recs, sources.Record{Lane: PollLane, Position: s.pos})
+	return recs, nil
+}
+
+// Commit has nothing to acknowledge: polling takes nothing from Sidekiq.
+func (s *pollStream) Commit(context.Context, map[string]sources.Position) error { return nil }
+
+// Health is the error of the last poll, or nil.
+func (s *pollStream) Health() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.health
+}
+
+func (s *pollStream) setHealth(err error) {
+	s.mu.Lock()
+	s.health = err
+	s.mu.Unlock()
+}
+
+func (s *pollStream) Shutdown(ctx context.Context) error { return s.p.Shutdown(ctx) }
+
+// middlewareStream lets `twice watch` read the middleware's stream: one
+// lane, the stream key, whose position is "ENTRY-ID/N" (see Position). It
+// is replayable: the stream is read again from any entry it still holds,
+// and entries trimmed before twice read them are reported as lost.
+type middlewareStream struct {
+	r    *StreamReader
+	lane string
+
+	mu     sync.Mutex
+	health error
+}
+
+var (
+	_ sources.Stream         = (*middlewareStream)(nil)
+	_ sources.LagReporter    = (*middlewareStream)(nil)
+	_ sources.HealthReporter = (*middlewareStream)(nil)
+	_ sources.Ordered        = (*middlewareStream)(nil)
+)
+
+func (s *middlewareStream) Name() string     { return s.r.name }
+func (s *middlewareStream) Replayable() bool { return true }
+func (s *middlewareStream) Lanes() []string  { return []string{s.lane} }
+
+// Start connects and resumes after the checkpoint's position.
+func (s *middlewareStream) Start(ctx context.Context, resume map[string]sources.Position) error {
+	from, err := ParsePosition(string(resume[s.lane]))
+	if err != nil {
+		return fmt.Errorf("%s: lane %s: %w", s.r.name, s.lane, err)
+	}
+	err = s.r.Start(ctx, from)
+	s.setHealth(err)
+	return err
+}
+
+// readBatch is how many entries one Poll reads at most.
+const readBatch = 1000
+
+// Poll reads the entries that arrived within wait.
+func (s *middlewareStream) Poll(ctx context.Context, wait time.Duration) ([]sources.Record, error) {
+	recs, err := s.r.Read(ctx, wait, readBatch)
+	s.setHealth(err)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]sources.Record, 0, len(recs)+1)
+	for _, r := range recs {
+		pos := sources.Position(r.Pos.String())
+		if r.Lost != nil {
+			out = append(out, sources.Record{Lane: s.lane, Position: pos, Lost: r.Lost})
+		}
+		out = append(out, sources.Record{Lane: s.lane, Position: pos, Event: r.Event, Malformed: r.Malformed})
+	}
+	return out, nil
+}
+
+// Before compares two positions by entry id.
+func (s *middlewareStream) Before(_ string, a, b sources.Position) bool {
+	x, errA := ParsePosition(string(a))
+	y, errB := ParsePosition(string(b))
+	return errA == nil && errB == nil && compareIDs(x.ID, y.ID) < 0
+}
+
+// Lag returns the entries the middleware wrote that twice has not read.
+func (s *middlewareStream) Lag(ctx context.Context) (map[string]int64, error) {
+	n, err := s.r.Lag(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]int64{s.lane: n}, nil
+}
+
+// Commit has nothing to acknowledge: the stream is read without a
+// consumer group, and trimmed by the middleware's MAXLEN.
+func (s *middlewareStream) Commit(context.Context, map[string]sources.Position) error { return nil }
+
+func (s *middlewareStream) Health() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.health
+}
+
+func (s *middlewareStream) setHealth(err error) {
+	s.mu.Lock()
+	s.health = err
+	s.mu.Unlock()
+}
+
+func (s *middlewareStream) Shutdown(ctx context.Context) error { return s.r.Shutdown(ctx) }
