@@ -57,12 +57,24 @@ func (d *deadLetter) releaseJob(s *Set, j *Job) {
 	}
 }
 
-// deadQueueName is the queue a dead job counts on.
+// deadQueueName is the queue a dead job counts on: the job's queue, the
+// first value seen on any of its job.* events (spec §1), whichever event
+// carried it. A job is counted when it is released, when its fields are
+// final; with live views, a dead job whose queue becomes known moves from
+// noQueue to it (queueLearned).
 func deadQueueName(j *Job) string {
-	if j.deadQ == "" {
+	if j.Queue == "" {
 		return noQueue
 	}
-	return j.deadQ
+	return j.Queue
+}
+
+// queueLearned moves a held dead job, counted under noQueue in the live
+// views, to the queue it just learned.
+func (d *deadLetter) queueLearned(s *Set, j *Job) {
+	if j.deadOrd != 0 && !j.released && s.findings.dirty != nil {
+		d.track(s, j, true, noQueue)
+	}
 }
 
 func newDeadQueue(t int64) *deadQueue {

@@ -30,18 +30,20 @@ func (d *duplicateEffect) judge(s *Set, k *EffectKey) *twicetype.Finding {
 		return nil
 	}
 	var jobIDs []string
-	spans := map[string]*linkSpan{}
+	jobs := map[string]*Job{}
+	// first and last are the first and last effects that link to a job.
+	var first, last uint64
 	link := func(id string, j *Job, ord uint64) {
-		sp := spans[id]
-		if sp == nil {
-			sp = &linkSpan{job: j, first: ord}
-			spans[id] = sp
+		if _, ok := jobs[id]; !ok {
 			jobIDs = append(jobIDs, id)
 		}
-		if sp.job == nil {
-			sp.job = j
+		if jobs[id] == nil {
+			jobs[id] = j
 		}
-		sp.last = ord
+		if first == 0 {
+			first = ord
+		}
+		last = ord
 	}
 	events := make([]string, 0, n)
 	for i := range k.effects {
@@ -64,7 +66,7 @@ func (d *duplicateEffect) judge(s *Set, k *EffectKey) *twicetype.Finding {
 	cause := "unknown"
 	switch {
 	case len(jobIDs) == 0:
-	case replayed(spans):
+	case replayed(jobIDs, jobs, first, last):
 		cause = "replay"
 	case len(jobIDs) == 1:
 		cause = "redelivery"
@@ -86,21 +88,18 @@ func (d *duplicateEffect) judge(s *Set, k *EffectKey) *twicetype.Finding {
 	return f
 }
 
-// linkSpan is the first and last effect of a key linked to one job.
-type linkSpan struct {
-	job         *Job
-	first, last uint64
-}
-
 // replayed reports whether one of the linked jobs went job.dead and was
-// enqueued again, both between two of the effects linked to it.
-func replayed(spans map[string]*linkSpan) bool {
-	for _, sp := range spans {
-		if sp.job == nil {
+// enqueued again, both between two of the key's linked effects (spec §2):
+// between the first and the last effect that link to a job, whichever
+// jobs those are.
+func replayed(ids []string, jobs map[string]*Job, first, last uint64) bool {
+	for _, id := range ids {
+		j := jobs[id]
+		if j == nil {
 			continue
 		}
-		for _, r := range sp.job.replays {
-			if sp.first < r.deadOrd && r.enqOrd < sp.last {
+		for _, r := range j.replays {
+			if first < r.deadOrd && r.enqOrd < last {
 				return true
 			}
 		}

@@ -3,6 +3,7 @@ package detectors
 import (
 	"fmt"
 	"math"
+	"sort"
 
 	"github.com/twicehq/twice/twicetype"
 )
@@ -12,16 +13,65 @@ import (
 // succeeding, so the retry repeats the effect.
 type effectBeforeFailure struct{ st Settings }
 
-// ebfState is the per-job state: the attempt running now and the attempts
-// that produced effects and have not ended yet.
+// ebfState is the per-job state: the attempt running now, the attempts
+// that ended, and the attempts that produced effects and are not judged
+// yet.
 type ebfState struct {
 	cur     int64
 	running bool
-	// ended is set once the current attempt succeeded, failed, died or
-	// was discarded: an effect that carries it arrives too late to be
-	// repeated by a retry of it.
-	ended bool
-	open  []attemptEffects
+	// ended holds every attempt that succeeded, failed, died or was
+	// discarded: an effect that carries one arrives too late to be
+	// repeated by a retry of it (a late tap). Whatever the tap saw of
+	// their starts, so an attempt that succeeded is never in the crash
+	// window.
+	ended attemptSet
+	// open are the attempts with effects that neither succeeded nor
+	// failed yet. A discarded attempt stays open: another attempt that
+	// starts after it repeats its effects.
+	open []attemptEffects
+}
+
+// attemptSet is a set of attempt numbers as sorted, disjoint ranges:
+// attempts mostly end in order, so it is one range.
+type attemptSet []attemptRange
+
+type attemptRange struct{ lo, hi int64 }
+
+func (a attemptSet) has(n int64) bool {
+	for _, r := range a {
+		if n < r.lo {
+			return false
+		}
+		if n <= r.hi {
+			return true
+		}
+	}
+	return false
+}
+
+func (a *attemptSet) add(n int64) {
+	s := *a
+	// The first range that ends at or after n.
+	i := sort.Search(len(s), func(i int) bool { return s[i].hi >= n })
+	if i < len(s) && s[i].lo <= n {
+		return
+	}
+	joinPrev := i > 0 && n > math.MinInt64 && s[i-1].hi == n-1
+	joinNext := i < len(s) && n < math.MaxInt64 && s[i].lo == n+1
+	switch {
+	case joinPrev && joinNext:
+		s[i-1].hi = s[i].hi
+		s = append(s[:i], s[i+1:]...)
+	case joinPrev:
+		s[i-1].hi = n
+	case joinNext:
+		s[i].lo = n
+	default:
+		s = append(s, attemptRange{})
+		copy(s[i+1:], s[i:])
+		s[i] = attemptRange{n, n}
+	}
+	*a = s
 }
 
 type attemptEffects struct {
@@ -57,9 +107,6 @@ func (d *effectBeforeFailure) observe(s *Set, ev *twicetype.Event, r *refs) {
 			}
 			i++
 		}
-		if a != st.cur {
-			st.ended = false
-		}
 		st.cur, st.running = a, true
 	case twicetype.Effect:
 		j := s.effectJob(ev, r)
@@ -74,7 +121,7 @@ func (d *effectBeforeFailure) observe(s *Set, ev *twicetype.Event, r *refs) {
 			// An attempt that was superseded or has ended cannot be
 			// repeated by a retry any more (a late tap, such as a
 			// provider's webhook after the ack).
-			if a < st.cur || (a == st.cur && st.ended) {
+			if a < st.cur || st.ended.has(a) {
 				return
 			}
 		case st.running:
@@ -95,14 +142,20 @@ func (d *effectBeforeFailure) observe(s *Set, ev *twicetype.Event, r *refs) {
 		if ev.HasAttempt {
 			a = ev.Attempt
 		}
+		st.ended.add(a)
 		if a == st.cur {
-			st.running, st.ended = false, true
+			st.running = false
 		}
 		for i := range st.open {
 			if st.open[i].attempt != a {
 				continue
 			}
-			if ev.Kind == twicetype.JobFailed || ev.Kind == twicetype.JobDead {
+			switch ev.Kind {
+			case twicetype.JobDiscarded:
+				// No retry follows a discard, unless another attempt
+				// starts anyway: that start flags it.
+				return
+			case twicetype.JobFailed, twicetype.JobDead:
 				d.flag(s, r.job, st.open[i], ev, "then "+ev.Kind.String())
 			}
 			st.open = append(st.open[:i], st.open[i+1:]...)

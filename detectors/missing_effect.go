@@ -34,13 +34,24 @@ func (d *missingEffect) observe(s *Set, ev *twicetype.Event, r *refs) {
 		return
 	}
 	j := r.job
-	for i, rule := range d.rules {
-		if rule.JobType != j.Type || j.rendered == nil || j.rendered[i] == "" {
-			continue
+	for i := range d.rules {
+		if j.rendered != nil && j.rendered[i] != "" {
+			d.push(s, j, i, ev.Time, s.ref(ev))
 		}
-		d.due[i].push(ev.Time+int64(rule.Within), expectation{job: j, key: j.rendered[i], ref: s.ref(ev), succeeded: ev.Time})
-		j.miss++
 	}
+}
+
+// expect sets the expectation of rule i for j, which succeeded before
+// the rule's key rendered for it (a field arrived on a later event): from
+// its first success, as if the field had been known all along. A
+// deadline already past fires at the next event.
+func (d *missingEffect) expect(s *Set, j *Job, i int) {
+	d.push(s, j, i, j.succTime, j.succRef)
+}
+
+func (d *missingEffect) push(s *Set, j *Job, i int, succeeded int64, ref string) {
+	d.due[i].push(succeeded+int64(d.rules[i].Within), expectation{job: j, key: j.rendered[i], ref: ref, succeeded: succeeded})
+	j.miss++
 }
 
 func (d *missingEffect) advance(s *Set, t int64) {

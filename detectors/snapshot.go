@@ -15,7 +15,8 @@ import (
 // Snapshot format of a Set (all integers varints unless said otherwise):
 //
 //	shape      horizon, number of rules, enabled detector ids
-//	counters   clock, started, ord, evicted; the jobIDs hash set
+//	counters   clock, started, ord, evicted; the jobIDs hash set; per
+//	           rule, the jobs of its type and those it rendered for
 //	jobs       every *Job reachable from the Set, once each: the records
 //	           of the expiry FIFO, then any the jobs map or link index
 //	           holds beyond it, then released jobs that timers still
@@ -28,20 +29,23 @@ import (
 //	detectors  per enabled detector, its id and its own state: lost-job
 //	           timers, missing-effect timers per rule (FIFO run, last,
 //	           heap array as laid out, so firing order is kept exactly),
-//	           retry-storm windows, released dead-letter queues
+//	           retry-storm windows by (queue, start), released
+//	           dead-letter queues
 //	findings   in order, every field; details as tagged values
 //	live       the findings changed since the last Changes
 //
 // Each record carries a flag for whether its map holds it. Derived state
-// is rebuilt, not written: stormWindow.jobs from jobList, and with live
-// views the dead jobs held by queue (deadLetter.dead) from the jobs.
+// is rebuilt, not written: with live views the dead jobs held by queue
+// (deadLetter.dead) from the jobs; retry-storm's starts waiting for
+// their queue (waiting, pend) from the jobs' storm lists and its nextEnd
+// from the windows; stale-execution's held starts (pend) from the jobs.
 // Maps are written in a deterministic order (record tables follow the
 // expiry FIFOs, link entries their first ref, small maps are sorted), so
 // snapshot → restore → snapshot gives the same bytes. Times are written
 // relative to the clock. Options are not written: RestoreSet takes the
 // same Options.
 
-const snapTag = 'D'
+const snapTag = 'E'
 
 // Snapshot writes the Set's whole state. The Set must not be processing
 // an event concurrently. Errors (a finding detail of a type it cannot
@@ -104,6 +108,10 @@ func (e *setEncoder) encode() {
 	w.Uvarint(s.ord)
 	w.Varint(s.evicted)
 	s.jobIDs.Snapshot(w)
+	for i := range s.rules {
+		w.Varint(s.ruleJobs[i])
+		w.Varint(s.ruleRendered[i])
+	}
 
 	e.collectJobs()
 	// Which records the map holds, found without hashing their ids.
@@ -159,17 +167,27 @@ func (e *setEncoder) encode() {
 				})
 			}
 		case *retryStorm:
-			e.time(d.nextEnd)
-			qs := sortedKeys(d.queues)
-			w.Uvarint(uint64(len(qs)))
-			for _, q := range qs {
-				sw := d.queues[q]
-				w.String(q)
-				e.time(sw.start)
+			ks := make([]stormKey, 0, len(d.windows))
+			for k := range d.windows {
+				ks = append(ks, k)
+			}
+			sortStormKeys(ks)
+			w.Uvarint(uint64(len(ks)))
+			for _, k := range ks {
+				sw := d.windows[k]
+				w.String(k.queue)
+				e.time(k.start)
 				w.Varint(sw.attempts)
-				// jobs is the set of jobList; it is rebuilt from it.
-				w.Strings(sw.jobList)
-				w.Strings(sw.refs)
+				w.Uvarint(uint64(len(sw.jobs)))
+				for _, id := range sw.jobList() {
+					w.String(id)
+					w.Uvarint(sw.jobs[id])
+				}
+				w.Uvarint(uint64(len(sw.refs)))
+				for _, r := range sw.refs {
+					w.Uvarint(r.ord)
+					w.String(r.ref)
+				}
 			}
 		case *deadLetter:
 			qs := sortedKeys(d.queues)
@@ -272,7 +290,7 @@ const (
 	jSucceeded
 	jOpen
 	jEbfRunning
-	jEbfEnded
+	jUnlabelled
 	jStaleWaiting
 	jStaleHasEnqSeq
 	jLostSeen
@@ -292,7 +310,7 @@ func snapFlag(on bool, bit uint64) uint64 {
 func (e *setEncoder) jobRecord(j *Job, inMap bool) {
 	w := e.w
 	w.Uvarint(snapFlag(j.released, jReleased) | snapFlag(j.succeeded, jSucceeded) | snapFlag(j.open, jOpen) |
-		snapFlag(j.ebf.running, jEbfRunning) | snapFlag(j.ebf.ended, jEbfEnded) |
+		snapFlag(j.ebf.running, jEbfRunning) | snapFlag(j.unlabelled, jUnlabelled) |
 		snapFlag(j.stale.waiting, jStaleWaiting) | snapFlag(j.stale.hasEnqSeq, jStaleHasEnqSeq) |
 		snapFlag(j.lost.seen, jLostSeen) | snapFlag(j.lost.armed, jLostArmed) | snapFlag(j.lost.started, jLostStarted) |
 		snapFlag(inMap, jInMap) | snapFlag(j.Attrs != nil, jHasAttrs))
@@ -312,25 +330,48 @@ func (e *setEncoder) jobRecord(j *Job, inMap bool) {
 		w.Uvarint(r.deadOrd)
 		w.Uvarint(r.enqOrd)
 	}
+	w.Uvarint(j.replayDead)
 	w.Uvarint(j.deadOrd)
 	e.time(j.deadTime)
 	w.String(j.deadRef)
-	w.Sym(j.deadQ)
+	e.time(j.succTime)
+	w.String(j.succRef)
 	// effect-before-failure
 	w.Varint(j.ebf.cur)
+	w.Len0(len(j.ebf.ended), j.ebf.ended == nil)
+	for _, r := range j.ebf.ended {
+		w.Varint(r.lo)
+		w.Varint(r.hi)
+	}
 	w.Len0(len(j.ebf.open), j.ebf.open == nil)
 	for _, a := range j.ebf.open {
 		w.Varint(a.attempt)
 		w.Strings(a.refs)
 		e.time(a.first)
 	}
-	// duplicate-execution
-	w.String(j.dupEx.successRef)
-	e.time(j.dupEx.successTime)
 	// stale-execution
 	e.time(j.stale.enqTime)
 	w.String(j.stale.enqRef)
 	w.Varint(j.stale.enqSeq)
+	w.Len0(len(j.stale.held), j.stale.held == nil)
+	for _, h := range j.stale.held {
+		w.Uvarint(h.ord)
+		e.time(h.time)
+		w.String(h.ref)
+		w.Varint(h.attempt)
+		w.Byte(byte(snapFlag(h.hasAttempt, 1) | snapFlag(h.check, 2) | snapFlag(h.hasDelay, 4)))
+		w.Varint(h.enqSeq)
+		w.Varint(h.delay)
+		e.time(h.enqTime)
+		w.String(h.enqRef)
+	}
+	// retry-storm
+	w.Len0(len(j.storm), j.storm == nil)
+	for _, x := range j.storm {
+		e.time(x.time)
+		w.Uvarint(x.ord)
+		w.String(x.ref)
+	}
 	// lost-job
 	w.Uvarint(uint64(j.lost.gen))
 	e.time(j.lost.last)
@@ -366,6 +407,12 @@ func (e *setEncoder) entityRecord(x *Entity, inMap bool) {
 	e.time(x.lastSeen)
 	w.Varint(x.maxSeq)
 	w.Varint(x.lastSeq)
+	w.Len0(len(x.hist), x.hist == nil)
+	for _, h := range x.hist {
+		w.Uvarint(h.ord)
+		w.Varint(h.prevMax)
+		w.Bool(h.prevHas)
+	}
 	w.Varint(x.ooo.count)
 	w.Strings(x.ooo.refs)
 	w.Strings(x.ooo.jobs)
@@ -429,6 +476,8 @@ func (e *setEncoder) finding(f *twicetype.Finding) {
 	w.Strings(f.Events)
 	w.Sym(f.Cause)
 	w.String(f.Message)
+	w.Sym(f.JobType)
+	w.Sym(f.Queue)
 	e.anyMap(f.Details)
 }
 
@@ -636,6 +685,10 @@ func (d *setDecoder) decode() {
 	s.evicted = r.Varint()
 	d.base = s.clock
 	s.jobIDs.Restore(r)
+	for i := range s.rules {
+		s.ruleJobs[i] = r.Varint()
+		s.ruleRendered[i] = r.Varint()
+	}
 
 	// Jobs.
 	n = r.Count(20)
@@ -699,19 +752,34 @@ func (d *setDecoder) decode() {
 				})
 			}
 		case *retryStorm:
-			det.nextEnd = d.time()
 			n := r.Count(4)
 			for range n {
-				q := r.String()
-				sw := &stormWindow{start: d.time(), attempts: r.Varint(), jobList: r.Strings(), refs: r.Strings()}
-				sw.jobs = make(map[string]struct{}, len(sw.jobList))
-				for _, id := range sw.jobList {
-					sw.jobs[id] = struct{}{}
+				k := stormKey{queue: r.String(), start: d.time()}
+				sw := &stormWindow{attempts: r.Varint()}
+				nj := r.Count(2)
+				sw.jobs = make(map[string]uint64, nj)
+				for range nj {
+					id := r.String()
+					sw.jobs[id] = r.Uvarint()
+				}
+				if nr := r.Count(2); nr > 0 {
+					if nr > MaxListed && r.Err() == nil {
+						r.Failf("retry-storm window lists %d starts", nr)
+						return
+					}
+					sw.refs = make([]ordRef, nr)
+					for i := range sw.refs {
+						sw.refs[i] = ordRef{ord: r.Uvarint(), ref: r.String()}
+					}
 				}
 				if r.Err() != nil {
 					return
 				}
-				det.queues[q] = sw
+				if det.windows[k] != nil {
+					r.Failf("retry-storm window %q@%d twice", k.queue, k.start)
+					return
+				}
+				det.windows[k] = sw
 			}
 		case *deadLetter:
 			n := r.Count(6)
@@ -761,6 +829,7 @@ func (d *setDecoder) decode() {
 			f.dirty[k] = struct{}{}
 		}
 	}
+	d.derive()
 	// With live views, dead-letter holds the held jobs that are dead now.
 	if dl := s.dl; dl != nil && r.Err() == nil {
 		for _, j := range d.jobs {
@@ -772,6 +841,53 @@ func (d *setDecoder) decode() {
 				dl.dead[q][j] = struct{}{}
 			}
 		}
+	}
+}
+
+// derive rebuilds the detectors' state that the jobs and windows imply:
+// retry-storm's waiting starts by window and its next window end, and
+// the FIFOs of starts waiting for a queue or an entity, in order.
+func (d *setDecoder) derive() {
+	s := d.s
+	if s.rs == nil && s.se == nil {
+		return
+	}
+	var storm, stale []stormPend
+	for _, j := range d.jobs {
+		if j.released {
+			continue
+		}
+		if s.rs != nil {
+			for _, x := range j.storm {
+				storm = append(storm, stormPend{job: j, ord: x.ord, time: x.time})
+				s.rs.waiting[s.rs.windowStart(x.time)]++
+			}
+		}
+		if s.se != nil {
+			for _, h := range j.stale.held {
+				if h.check {
+					stale = append(stale, stormPend{job: j, ord: h.ord, time: h.time})
+				}
+			}
+		}
+	}
+	byOrd := func(a, b stormPend) int { return cmp.Compare(a.ord, b.ord) }
+	if rs := s.rs; rs != nil {
+		slices.SortFunc(storm, byOrd)
+		rs.pend = snapFIFO(storm)
+		for k := range rs.windows {
+			if rs.waiting[k.start] == 0 {
+				rs.nextEnd = min(rs.nextEnd, k.start+int64(rs.st.Window))
+			}
+		}
+	}
+	if se := s.se; se != nil {
+		slices.SortFunc(stale, byOrd)
+		ps := make([]stalePend, len(stale))
+		for i, x := range stale {
+			ps[i] = stalePend(x)
+		}
+		se.pend = snapFIFO(ps)
 	}
 }
 
@@ -814,22 +930,44 @@ func (d *setDecoder) jobRecord(j *Job) {
 			j.replays[i] = replay{deadOrd: r.Uvarint(), enqOrd: r.Uvarint()}
 		}
 	}
+	j.replayDead = r.Uvarint()
 	j.deadOrd = r.Uvarint()
 	j.deadTime = d.time()
 	j.deadRef = r.String()
-	j.deadQ = r.Sym()
+	j.succTime = d.time()
+	j.succRef = r.String()
 	j.ebf.cur = r.Varint()
+	if n, isNil := r.Len0(2); !isNil {
+		j.ebf.ended = make(attemptSet, n)
+		for i := range j.ebf.ended {
+			j.ebf.ended[i] = attemptRange{lo: r.Varint(), hi: r.Varint()}
+		}
+	}
 	if n, isNil := r.Len0(3); !isNil {
 		j.ebf.open = make([]attemptEffects, n)
 		for i := range j.ebf.open {
 			j.ebf.open[i] = attemptEffects{attempt: r.Varint(), refs: r.Strings(), first: d.time()}
 		}
 	}
-	j.dupEx.successRef = r.String()
-	j.dupEx.successTime = d.time()
 	j.stale.enqTime = d.time()
 	j.stale.enqRef = r.String()
 	j.stale.enqSeq = r.Varint()
+	if n, isNil := r.Len0(8); !isNil {
+		j.stale.held = make([]heldStart, n)
+		for i := range j.stale.held {
+			h := heldStart{ord: r.Uvarint(), time: d.time(), ref: r.String(), attempt: r.Varint()}
+			fl := r.Byte()
+			h.hasAttempt, h.check, h.hasDelay = fl&1 != 0, fl&2 != 0, fl&4 != 0
+			h.enqSeq, h.delay, h.enqTime, h.enqRef = r.Varint(), r.Varint(), d.time(), r.String()
+			j.stale.held[i] = h
+		}
+	}
+	if n, isNil := r.Len0(3); !isNil {
+		j.storm = make([]stormStart, n)
+		for i := range j.storm {
+			j.storm[i] = stormStart{time: d.time(), ord: r.Uvarint(), ref: r.String()}
+		}
+	}
 	j.lost.gen = r.Uint32()
 	j.lost.last = d.time()
 	j.lost.lastKind = twicetype.Kind(r.Byte())
@@ -840,7 +978,7 @@ func (d *setDecoder) jobRecord(j *Job) {
 	j.succeeded = fl&jSucceeded != 0
 	j.open = fl&jOpen != 0
 	j.ebf.running = fl&jEbfRunning != 0
-	j.ebf.ended = fl&jEbfEnded != 0
+	j.unlabelled = fl&jUnlabelled != 0
 	j.stale.waiting = fl&jStaleWaiting != 0
 	j.stale.hasEnqSeq = fl&jStaleHasEnqSeq != 0
 	j.lost.seen = fl&jLostSeen != 0
@@ -884,6 +1022,12 @@ func (d *setDecoder) entityRecord() *Entity {
 	x.lastSeen = d.time()
 	x.maxSeq = r.Varint()
 	x.lastSeq = r.Varint()
+	if n, isNil := r.Len0(3); !isNil {
+		x.hist = make([]seqStep, n)
+		for i := range x.hist {
+			x.hist[i] = seqStep{ord: r.Uvarint(), prevMax: r.Varint(), prevHas: r.Bool()}
+		}
+	}
 	x.ooo.count = r.Varint()
 	x.ooo.refs = r.Strings()
 	x.ooo.jobs = r.Strings()
@@ -939,7 +1083,7 @@ func (d *setDecoder) finding() *twicetype.Finding {
 		Detector: r.Sym(), Severity: twicetype.Severity(r.Byte()), Subject: r.String(),
 		Fingerprint: r.String(), Count: r.Varint(), FirstTime: r.Varint(), LastTime: r.Varint(),
 		Jobs: r.Strings(), Events: r.Strings(), Cause: r.Sym(), Message: r.String(),
-		Details: d.anyMap(0),
+		JobType: r.Sym(), Queue: r.Sym(), Details: d.anyMap(0),
 	}
 }
 

@@ -24,16 +24,18 @@ var snapCovered = map[reflect.Type]map[string]string{
 	reflect.TypeFor[Set](): {
 		"opts": "cfg", "settings": "cfg", "rules": "cfg", "horizon": "cfg", "detectors": "cfg",
 		"observers": "cfg", "advancers": "cfg", "jobRel": "cfg", "keyRel": "cfg", "entityRel": "cfg",
-		"finishers": "cfg", "dup": "cfg", "ooo": "cfg", "dl": "cfg",
+		"finishers": "cfg", "dup": "cfg", "ooo": "cfg", "dl": "cfg", "me": "cfg", "rs": "cfg", "se": "cfg",
+		"ruleJobs": "enc", "ruleRendered": "enc",
 		"jobs": "enc", "jobIDs": "enc", "keys": "enc", "entities": "enc", "linked": "enc",
 		"jobExp": "enc", "keyExp": "enc", "entityExp": "enc", "clock": "enc", "started": "enc",
 		"ord": "enc", "evicted": "enc", "findings": "enc",
 	},
 	reflect.TypeFor[Job](): {
 		"ID": "enc", "Type": "enc", "Queue": "enc", "Key": "enc", "Entity": "enc", "Attrs": "enc",
-		"started": "enc", "life": "enc", "rendered": "enc", "replays": "enc", "deadOrd": "enc",
-		"deadTime": "enc", "deadRef": "enc", "deadQ": "enc", "succeeded": "enc", "open": "enc",
-		"ebf": "enc", "dupEx": "enc", "stale": "enc", "lost": "enc", "miss": "enc",
+		"started": "enc", "life": "enc", "rendered": "enc", "replays": "enc", "replayDead": "enc", "deadOrd": "enc",
+		"deadTime": "enc", "deadRef": "enc", "succeeded": "enc", "succTime": "enc", "succRef": "enc",
+		"open": "enc", "unlabelled": "enc",
+		"ebf": "enc", "stale": "enc", "lost": "enc", "miss": "enc", "storm": "enc",
 	},
 	reflect.TypeFor[replay]():    {"deadOrd": "enc", "enqOrd": "enc"},
 	reflect.TypeFor[EffectKey](): {"Key": "enc", "effects": "enc", "life": "enc"},
@@ -41,7 +43,7 @@ var snapCovered = map[reflect.Type]map[string]string{
 		"ref": "enc", "effect": "enc", "jobID": "enc", "linked": "enc", "time": "enc", "ord": "enc", "attempt": "enc",
 	},
 	reflect.TypeFor[Entity](): {
-		"Name": "enc", "hasSeq": "enc", "maxSeq": "enc", "lastSeq": "enc", "life": "enc", "ooo": "enc",
+		"Name": "enc", "hasSeq": "enc", "maxSeq": "enc", "lastSeq": "enc", "hist": "enc", "life": "enc", "ooo": "enc",
 		"terminal": "enc", "termTime": "enc", "termRef": "enc", "termOrd": "enc",
 	},
 	reflect.TypeFor[life]():           {"lastSeen": "enc", "released": "enc"},
@@ -55,11 +57,21 @@ var snapCovered = map[reflect.Type]map[string]string{
 	reflect.TypeFor[Findings]():       {"byFP": "enc", "order": "enc", "dirty": "enc"},
 	reflect.TypeFor[liveKey]():        {"detector": "enc", "raw": "enc"},
 	reflect.TypeFor[ebfState]():       {"cur": "enc", "running": "enc", "ended": "enc", "open": "enc"},
+	reflect.TypeFor[attemptRange]():   {"lo": "enc", "hi": "enc"},
 	reflect.TypeFor[attemptEffects](): {"attempt": "enc", "refs": "enc", "first": "enc"},
-	reflect.TypeFor[dupExecState]():   {"successRef": "enc", "successTime": "enc"},
 	reflect.TypeFor[staleState](): {
-		"waiting": "enc", "enqTime": "enc", "enqRef": "enc", "hasEnqSeq": "enc", "enqSeq": "enc",
+		"waiting": "enc", "enqTime": "enc", "enqRef": "enc", "hasEnqSeq": "enc", "enqSeq": "enc", "held": "enc",
 	},
+	reflect.TypeFor[heldStart](): {
+		"ord": "enc", "time": "enc", "ref": "enc", "attempt": "enc", "hasAttempt": "enc", "check": "enc",
+		"enqSeq": "enc", "hasDelay": "enc", "delay": "enc", "enqTime": "enc", "enqRef": "enc",
+	},
+	reflect.TypeFor[seqStep]():    {"ord": "enc", "prevMax": "enc", "prevHas": "enc"},
+	reflect.TypeFor[stormStart](): {"time": "enc", "ord": "enc", "ref": "enc"},
+	reflect.TypeFor[stormPend]():  {"job": "derived", "ord": "derived", "time": "derived"},
+	reflect.TypeFor[stalePend]():  {"job": "derived", "ord": "derived", "time": "derived"},
+	reflect.TypeFor[stormKey]():   {"queue": "enc", "start": "enc"},
+	reflect.TypeFor[ordRef]():     {"ord": "enc", "ref": "enc"},
 	reflect.TypeFor[lostState](): {
 		"seen": "enc", "armed": "enc", "gen": "enc", "started": "enc", "last": "enc", "lastKind": "enc", "lastRef": "enc",
 	},
@@ -70,11 +82,11 @@ var snapCovered = map[reflect.Type]map[string]string{
 	reflect.TypeFor[lostTimer]():     {"job": "enc", "gen": "enc"},
 	reflect.TypeFor[missingEffect](): {"st": "cfg", "rules": "cfg", "due": "enc"},
 	reflect.TypeFor[expectation]():   {"job": "enc", "key": "enc", "ref": "enc", "succeeded": "enc"},
-	reflect.TypeFor[retryStorm]():    {"st": "cfg", "queues": "enc", "nextEnd": "enc"},
-	reflect.TypeFor[stormWindow](): {
-		"start": "enc", "attempts": "enc", "jobs": "derived", "jobList": "enc", "refs": "enc",
+	reflect.TypeFor[retryStorm](): {
+		"st": "cfg", "windows": "enc", "nextEnd": "derived", "waiting": "derived", "pend": "derived",
 	},
-	reflect.TypeFor[deadLetter](): {"st": "cfg", "queues": "enc", "dead": "derived"},
+	reflect.TypeFor[stormWindow](): {"attempts": "enc", "jobs": "enc", "refs": "enc"},
+	reflect.TypeFor[deadLetter]():  {"st": "cfg", "queues": "enc", "dead": "derived"},
 	reflect.TypeFor[deadQueue](): {
 		"count": "enc", "oldest": "enc", "newest": "enc", "jobs": "enc", "refs": "enc", "perHour": "enc",
 	},
@@ -83,11 +95,11 @@ var snapCovered = map[reflect.Type]map[string]string{
 	reflect.TypeFor[effectAfterTerminal](): {"st": "cfg"},
 	reflect.TypeFor[effectBeforeFailure](): {"st": "cfg"},
 	reflect.TypeFor[outOfOrder]():          {"st": "cfg"},
-	reflect.TypeFor[staleExecution]():      {"st": "cfg"},
+	reflect.TypeFor[staleExecution]():      {"st": "cfg", "pend": "derived"},
 	reflect.TypeFor[twicetype.Finding](): {
 		"Detector": "enc", "Severity": "enc", "Subject": "enc", "Fingerprint": "enc", "Count": "enc",
 		"FirstTime": "enc", "LastTime": "enc", "Jobs": "enc", "Events": "enc", "Cause": "enc",
-		"Message": "enc", "Details": "enc",
+		"Message": "enc", "JobType": "enc", "Queue": "enc", "Details": "enc",
 	},
 }
 
@@ -171,12 +183,18 @@ func snapStream(seed uint64, n int) []twicetype.Event {
 			ev.JobType = []string{"SendReceipt", "ChargeCard", ""}[job%3]
 			ev.Queue = []string{"emails", "payments", ""}[job%3]
 			ev.Key = "payment:" + strconv.Itoa(job/2) // two jobs a key
-			ev.Entity = entity
+			if job%4 != 0 {
+				ev.Entity = entity
+			}
 			if job%5 == 0 {
 				ev.Attrs = []byte(`{"n":1}`)
 			}
 		case twicetype.JobFailed:
 			ev.HasRetry, ev.Retry, ev.Error = true, r.IntN(2) == 0, "boom"
+			// Some jobs name their entity and queue only on a later
+			// event: held starts, seq history, starts waiting for a
+			// queue, relabelled findings.
+			ev.Entity, ev.Queue = entity, "late"
 		case twicetype.Effect:
 			if r.IntN(2) == 0 {
 				ev.Effect, ev.EffectKey = "email.sent", "receipt/payment:"+strconv.Itoa(job/2)
@@ -291,7 +309,8 @@ func TestSetSnapshotCuts(t *testing.T) {
 						reflect.DeepEqual(got.Views, want.Views))
 				}
 			}
-			shapes := []string{"heap timer", "link more", "storm window", "dead queue", "ebf open", "replay", "ooo pairs"}
+			shapes := []string{"heap timer", "link more", "storm window", "dead queue", "ebf open", "replay", "ooo pairs",
+				"storm waiting", "stale held", "seq hist"}
 			if live {
 				shapes = append(shapes, "dirty", "dead held")
 			}
@@ -322,8 +341,11 @@ func snapShapes(s *Set, seen map[string]bool) {
 				}
 			}
 		case *retryStorm:
-			if len(d.queues) > 0 {
+			if len(d.windows) > 0 {
 				seen["storm window"] = true
+			}
+			if len(d.waiting) > 0 {
+				seen["storm waiting"] = true
 			}
 		case *deadLetter:
 			if len(d.queues) > 0 {
@@ -346,10 +368,16 @@ func snapShapes(s *Set, seen map[string]bool) {
 		if len(j.replays) > 0 {
 			seen["replay"] = true
 		}
+		if len(j.stale.held) > 0 {
+			seen["stale held"] = true
+		}
 	}
 	for _, e := range s.entities {
 		if len(e.ooo.pairs) > 0 {
 			seen["ooo pairs"] = true
+		}
+		if len(e.hist) > 0 {
+			seen["seq hist"] = true
 		}
 	}
 	if len(s.findings.dirty) > 0 {

@@ -1,11 +1,12 @@
 package detectors
 
 import (
+	"strings"
+	"time"
+
 	"github.com/cespare/xxhash/v2"
 
 	"github.com/twicehq/twice/internal/hashset"
-	"time"
-
 	"github.com/twicehq/twice/twicetype"
 )
 
@@ -25,26 +26,39 @@ type Job struct {
 	// this job ("" when it cannot be rendered or the rule does not apply).
 	rendered []string
 
-	// replays are the job.dead → job.enqueued pairs of the job, by order.
+	// replays are the job.dead → job.enqueued pairs of the job, by order:
+	// for each enqueue that followed a job.dead, the latest job.dead
+	// before it (a success in between does not cancel a replay).
 	replays []replay
+	// replayDead is the latest job.dead since the job's last enqueue, 0
+	// when there was none: the next enqueue makes it a replay.
+	replayDead uint64
 	// dead is set while the job's last job.dead was not followed by an
 	// enqueue or a success.
 	deadOrd  uint64
 	deadTime int64
 	deadRef  string
-	deadQ    string
 
-	// succeeded is set once any attempt of the job succeeded.
+	// succeeded is set once any attempt of the job succeeded; succTime and
+	// succRef are the first job.succeeded (it sets the expectations).
 	succeeded bool
+	succTime  int64
+	succRef   string
 	// open is set while the job's last job.* event was an enqueue, a
 	// start or a failure.
 	open bool
+	// unlabelled is set once a finding named the job without its job_type
+	// or (lost-job) its queue: when one becomes known, those findings are
+	// relabelled, so that they show the job's first value whichever event
+	// carried it (spec §1).
+	unlabelled bool
 
 	ebf   ebfState
-	dupEx dupExecState
 	stale staleState
 	lost  lostState
 	miss  int // expectations not yet judged
+	// storm holds the job's starts that wait for its queue (retry-storm).
+	storm []stormStart
 }
 
 type replay struct{ deadOrd, enqOrd uint64 }
@@ -75,6 +89,9 @@ type Entity struct {
 	hasSeq  bool
 	maxSeq  int64
 	lastSeq int64
+	// hist holds the rises of maxSeq while stale-execution holds starts
+	// that wait for their job's entity.
+	hist []seqStep
 	life
 
 	ooo      oooState
@@ -171,10 +188,19 @@ type Set struct {
 
 	findings *Findings
 
+	// ruleJobs and ruleRendered count, per rule, the job records of its
+	// job_type and those for which its effect_key template rendered.
+	ruleJobs, ruleRendered []int64
+
 	// The detectors live views judge ahead of release; nil when off.
 	dup *duplicateEffect
 	ooo *outOfOrder
-	dl  *deadLetter
+	// The detectors that act when a job learns a field; nil when off
+	// (dl also with live views only).
+	dl *deadLetter
+	me *missingEffect
+	rs *retryStorm
+	se *staleExecution
 }
 
 // New builds a Set from options. It does no I/O.
@@ -192,6 +218,9 @@ func New(opts Options) *Set {
 		entities: make(map[string]*Entity),
 		linked:   newLinkIndex(opts.Rules),
 		findings: newFindings(),
+
+		ruleJobs:     make([]int64, len(opts.Rules)),
+		ruleRendered: make([]int64, len(opts.Rules)),
 	}
 	horizon := opts.Horizon
 	if horizon <= 0 {
@@ -224,15 +253,25 @@ func New(opts Options) *Set {
 		if !settings[d.ID()].Enabled {
 			continue
 		}
-		if opts.Live {
-			switch d := d.(type) {
-			case *duplicateEffect:
+		switch d := d.(type) {
+		case *duplicateEffect:
+			if opts.Live {
 				s.dup = d
-			case *outOfOrder:
+			}
+		case *outOfOrder:
+			if opts.Live {
 				s.ooo = d
-			case *deadLetter:
+			}
+		case *deadLetter:
+			if opts.Live {
 				s.dl = d
 			}
+		case *missingEffect:
+			s.me = d
+		case *retryStorm:
+			s.rs = d
+		case *staleExecution:
+			s.se = d
 		}
 		s.detectors = append(s.detectors, d)
 		if o, ok := d.(eventObserver); ok {
@@ -269,6 +308,18 @@ func (s *Set) Enabled() []string {
 // Jobs returns the number of distinct job ids seen.
 func (s *Set) Jobs() int64 { return int64(s.jobIDs.Len()) }
 
+// RuleCoverage returns, per expectation rule (in Options.Rules order), how
+// many job records of its job_type the Set saw and for how many its
+// effect_key template rendered. A job seen again after the horizon
+// released it counts again.
+func (s *Set) RuleCoverage() []twicetype.RuleCoverage {
+	out := make([]twicetype.RuleCoverage, len(s.rules))
+	for i := range out {
+		out[i] = twicetype.RuleCoverage{Jobs: s.ruleJobs[i], Rendered: s.ruleRendered[i]}
+	}
+	return out
+}
+
 // Open counts the records held now: jobs, effect keys and entities.
 func (s *Set) Open() (jobs, keys, entities int) {
 	return len(s.jobs), len(s.keys), len(s.entities)
@@ -297,9 +348,6 @@ func (s *Set) Process(ev *twicetype.Event) {
 	}
 	if ev.Entity != "" && (ev.Kind == twicetype.Effect || ev.Kind == twicetype.State) {
 		r.entity = s.entity(ev.Entity, ev.Time)
-	}
-	if r.job != nil && ev.Kind == twicetype.JobEnqueued && r.job.deadOrd != 0 {
-		r.job.replays = append(r.job.replays, replay{deadOrd: r.job.deadOrd, enqOrd: r.ord})
 	}
 	if s.findings.dirty != nil {
 		s.markLive(ev, &r)
@@ -334,6 +382,9 @@ func (s *Set) Advance(t int64) {
 func (s *Set) afterObserve(ev *twicetype.Event, r *refs) {
 	if e := r.entity; e != nil && ev.HasSeq {
 		if !e.hasSeq || ev.Seq > e.maxSeq {
+			if s.se != nil && (s.se.pend.len() > 0 || e.hist != nil) {
+				s.se.seqRises(e, r.ord)
+			}
 			e.maxSeq = ev.Seq
 		}
 		e.lastSeq = ev.Seq
@@ -348,20 +399,23 @@ func (s *Set) afterObserve(ev *twicetype.Event, r *refs) {
 		}
 		switch ev.Kind {
 		case twicetype.JobDead:
+			j.replayDead = r.ord
 			// A job dead twice without a replay has been dead since the
 			// first time.
 			if j.deadOrd == 0 {
 				j.deadOrd, j.deadTime, j.deadRef = r.ord, ev.Time, s.ref(ev)
-				j.deadQ = ev.Queue
-				if j.deadQ == "" {
-					j.deadQ = j.Queue
-				}
 			}
 		case twicetype.JobEnqueued:
+			if j.replayDead != 0 {
+				j.replays = append(j.replays, replay{deadOrd: j.replayDead, enqOrd: r.ord})
+				j.replayDead = 0
+			}
 			j.deadOrd = 0
 		case twicetype.JobSucceeded:
 			j.deadOrd = 0
-			j.succeeded = true
+			if !j.succeeded {
+				j.succeeded, j.succTime, j.succRef = true, ev.Time, s.ref(ev)
+			}
 		}
 	}
 	if ev.Kind == twicetype.Effect {
@@ -404,28 +458,112 @@ func (s *Set) job(ev *twicetype.Event) *Job {
 	if !ev.Kind.IsJob() {
 		return j
 	}
-	changed := false
-	for _, f := range [...]struct {
-		dst *string
-		v   string
-	}{
-		{&j.Type, ev.JobType}, {&j.Queue, ev.Queue}, {&j.Key, ev.Key}, {&j.Entity, ev.Entity},
-	} {
-		if *f.dst == "" && f.v != "" {
-			*f.dst, changed = f.v, true
-		}
+	var learned fieldSet
+	if j.Type == "" && ev.JobType != "" {
+		j.Type, learned = ev.JobType, learned|learnedType
+	}
+	if j.Queue == "" && ev.Queue != "" {
+		j.Queue, learned = ev.Queue, learned|learnedQueue
+	}
+	if j.Key == "" && ev.Key != "" {
+		j.Key, learned = ev.Key, learned|learnedKey
+	}
+	if j.Entity == "" && ev.Entity != "" {
+		j.Entity, learned = ev.Entity, learned|learnedEntity
 	}
 	if j.Attrs == nil && ev.Attrs != nil {
-		j.Attrs, changed = ev.Attrs, true
+		j.Attrs, learned = ev.Attrs, learned|learnedAttrs
 	}
-	if changed && len(s.rules) > 0 {
-		s.render(j)
+	if learned != 0 {
+		s.learned(j, learned)
 	}
 	return j
 }
 
+// fieldSet says which job fields an event gave their first value.
+type fieldSet uint8
+
+const (
+	learnedType fieldSet = 1 << iota
+	learnedQueue
+	learnedKey
+	learnedEntity
+	learnedAttrs
+)
+
+// learned applies what depends on job fields that just got their first
+// value. Spec §1 takes the first value of a job's fields whichever of its
+// events carries it, so a field that arrives on a later event (BullMQ's
+// "added" has no data, Celery's task-started no kwargs) must count as if
+// known from the job's first event: expectations of a job that already
+// succeeded are set now, with the deadline of its success; starts
+// waiting for the queue (retry-storm) or the entity (stale-execution) are
+// placed; a held dead job moves to its queue; findings that named the
+// job without its type or queue are relabelled. Most jobs learn every
+// field on their first event, where none of this has anything to do.
+func (s *Set) learned(j *Job, f fieldSet) {
+	if f&learnedType != 0 {
+		for i := range s.rules {
+			if s.rules[i].JobType == j.Type {
+				s.ruleJobs[i]++
+			}
+		}
+	}
+	if len(s.rules) > 0 {
+		s.render(j)
+	}
+	if f&learnedQueue != 0 {
+		if s.rs != nil && len(j.storm) > 0 {
+			s.rs.place(s, j, len(j.storm))
+		}
+		if s.dl != nil {
+			s.dl.queueLearned(s, j)
+		}
+	}
+	if f&learnedEntity != 0 && s.se != nil && len(j.stale.held) > 0 {
+		s.se.entityLearned(s, j)
+	}
+	if j.unlabelled && f&(learnedType|learnedQueue) != 0 {
+		s.relabel(j)
+	}
+}
+
+// relabelled are the detectors whose findings are about one job (subject:
+// its job_id) and name it in their message.
+var relabelled = [...]string{
+	twicetype.MissingEffect, twicetype.EffectBeforeFailure, twicetype.DuplicateExecution,
+	twicetype.StaleExecution, twicetype.LostJob,
+}
+
+// relabel rewrites the findings about j that were made before its type
+// (or, for lost-job, its queue) was known: the message's "job ID" becomes
+// "TYPE ID" and lost-job's details.queue gets the queue.
+func (s *Set) relabel(j *Job) {
+	plain := "job " + s.show("job_id", j.ID)
+	label := s.jobLabel(j)
+	for _, det := range relabelled {
+		f := s.findings.byFP[twicetype.Fingerprint(det, j.ID)]
+		if f == nil {
+			continue
+		}
+		changed := false
+		if j.Type != "" {
+			if m := strings.Replace(f.Message, plain, label, 1); m != f.Message {
+				f.Message, changed = m, true
+			}
+		}
+		if q, ok := f.Details["queue"].(string); ok && q == "" && j.Queue != "" && det == twicetype.LostJob {
+			f.Details["queue"], changed = s.show("queue", j.Queue), true
+		}
+		if changed && s.findings.dirty != nil {
+			s.findings.dirty[liveKey{det, j.ID}] = struct{}{}
+		}
+	}
+}
+
 // render recomputes the effect keys the rules render for j and keeps the
-// linking index in step.
+// linking index in step. A key that renders for a job that has already
+// succeeded sets its expectation now, from the first success.
 func (s *Set) render(j *Job) {
 	if j.rendered == nil {
 		j.rendered = make([]string, len(s.rules))
@@ -442,10 +580,15 @@ func (s *Set) render(j *Job) {
 		}
 		if old := j.rendered[i]; old != "" {
 			s.linked.remove(old, linkRef{j, i})
+		} else {
+			s.ruleRendered[i]++
 		}
 		j.rendered[i] = key
 		if key != "" {
 			s.linked.add(key, linkRef{j, i})
+			if j.succeeded && s.me != nil {
+				s.me.expect(s, j, i)
+			}
 		}
 	}
 }
@@ -633,9 +776,11 @@ func (s *Set) showQueue(q string) string {
 }
 
 // jobLabel names a job in messages: its type and id, or just "job" and
-// its id when no event gave the type.
+// its id when no event gave the type yet (the job is then relabelled if
+// its type arrives later).
 func (s *Set) jobLabel(j *Job) string {
 	if j.Type == "" {
+		j.unlabelled = true
 		return "job " + s.show("job_id", j.ID)
 	}
 	return s.show("job_type", j.Type) + " " + s.show("job_id", j.ID)

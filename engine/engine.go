@@ -186,6 +186,9 @@ func (e *Engine) Finish() *twicetype.Report {
 	}
 	e.sum.Jobs = e.det.Jobs()
 	e.sum.Evicted = e.det.Evicted()
+	if rc := e.det.RuleCoverage(); len(rc) > 0 {
+		e.sum.Rules = rc
+	}
 	f := e.det.Findings()
 	e.sum.Findings = f.Counts(e.det.Enabled())
 	e.finished = &twicetype.Report{Summary: e.sum, Findings: f.Sorted()}

@@ -30,7 +30,7 @@ import (
 
 const (
 	snapshotMagic   = "TWICESNP"
-	snapshotVersion = 1
+	snapshotVersion = 2
 )
 
 // ErrOtherConfig is wrapped by Restore's error when the snapshot was taken

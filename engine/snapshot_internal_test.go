@@ -24,6 +24,8 @@ func TestSnapshotCoversEngineFields(t *testing.T) {
 			"Events": "enc", "RepeatedIDs": "enc", "Malformed": "enc", "Late": "enc", "Jobs": "enc",
 			"Effects": "enc", "Pending": "enc", "From": "enc", "To": "enc", "Findings": "enc",
 			"MalformedLines": "enc", "Evicted": "enc",
+			"Rules":    "set by Finish from the detectors (their counts are in their snapshot)",
+			"Warnings": "set after Finish, by the caller",
 		},
 		reflect.TypeFor[twicetype.Malformed](): {"Source": "enc", "Line": "enc", "Reason": "enc"},
 	} {

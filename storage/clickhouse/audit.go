@@ -113,6 +113,11 @@ func (s *Store) Audit(ctx context.Context, o AuditOptions) (*twicetype.Report, e
 			}
 		}
 	}
+	if len(rules) > 0 {
+		if err := a.coverage(ctx, &rep.Summary); err != nil {
+			return nil, err
+		}
+	}
 	rep.Summary.Findings = a.fs.Counts(enabled)
 	rep.Findings = a.fs.Sorted()
 	return rep, nil
@@ -162,6 +167,23 @@ func (a *auditRun) summary(ctx context.Context, sum *twicetype.Summary) error {
 	sum.Events, sum.RepeatedIDs, sum.Effects, sum.Jobs = int64(events), int64(raw-events), int64(effects), int64(jobs)
 	if events > 0 {
 		sum.From, sum.To = from, to
+	}
+	return nil
+}
+
+// coverage sets Summary.Rules: per rule, the jobs of its job_type and
+// those its template renders for.
+func (a *auditRun) coverage(ctx context.Context, sum *twicetype.Summary) error {
+	var jobs, rendered []int64
+	if err := a.s.conn.QueryRow(ctx, a.q.coverage()).Scan(&jobs, &rendered); err != nil {
+		return fmt.Errorf("clickhouse: rule coverage: %w", err)
+	}
+	if len(jobs) != len(a.rules) || len(rendered) != len(a.rules) {
+		return fmt.Errorf("clickhouse: rule coverage: %d and %d counts for %d rules", len(jobs), len(rendered), len(a.rules))
+	}
+	sum.Rules = make([]twicetype.RuleCoverage, len(jobs))
+	for i := range jobs {
+		sum.Rules[i] = twicetype.RuleCoverage{Jobs: jobs[i], Rendered: rendered[i]}
 	}
 	return nil
 }

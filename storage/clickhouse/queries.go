@@ -15,7 +15,12 @@ import (
 //	     of spec §2: by ts, ties by input position, as one Int128) and ref
 //	     (how findings name the event)
 //	jf   per job_id, the first value of each job field on its job.* events
-//	     and the o at which it was set (the engine's Job record)
+//	     and the o at which it was set (the engine's Job record). Findings
+//	     use the first values whichever event carried them (spec §1): the
+//	     engine applies a field that arrives late as if known from the
+//	     job's first event. Only effect-before-failure's template linking
+//	     looks at when a key rendered (the jobs rendering it when the
+//	     effect was seen).
 //	rk   per job and expectation rule, the rendered effect_key and the o at
 //	     which it rendered (the engine's link index)
 //
@@ -74,8 +79,8 @@ func (q *querySet) with(more ...string) string {
     effect_key, entity, attempt, seq, terminal, attrs, attrs_flat, %s AS ref
   FROM %s WHERE %s AND pos NOT IN (SELECT pos FROM rep))`, twoTo64, q.refSQL, q.events, q.rangeW),
 		`jf AS (SELECT job_id, min(o) AS first_o, argMin(t, o) AS first_t,
-    argMinIf(job_type, o, ` + jobKinds + ` AND job_type != '') AS jtype, minIf(o, ` + jobKinds + ` AND job_type != '') AS jtype_o, argMinIf(t, o, ` + jobKinds + ` AND job_type != '') AS jtype_t,
-    argMinIf(queue, o, ` + jobKinds + ` AND queue != '') AS jqueue, minIf(o, ` + jobKinds + ` AND queue != '') AS jqueue_o, argMinIf(t, o, ` + jobKinds + ` AND queue != '') AS jqueue_t,
+    argMinIf(job_type, o, ` + jobKinds + ` AND job_type != '') AS jtype, minIf(o, ` + jobKinds + ` AND job_type != '') AS jtype_o,
+    argMinIf(queue, o, ` + jobKinds + ` AND queue != '') AS jqueue, minIf(o, ` + jobKinds + ` AND queue != '') AS jqueue_o,
     argMinIf(key, o, ` + jobKinds + ` AND key != '') AS jkey, minIf(o, ` + jobKinds + ` AND key != '') AS jkey_o,
     argMinIf(entity, o, ` + jobKinds + ` AND entity != '') AS jentity, minIf(o, ` + jobKinds + ` AND entity != '') AS jentity_o,
     argMinIf(attrs_flat, o, ` + jobKinds + ` AND attrs != '') AS jattrs, minIf(o, ` + jobKinds + ` AND attrs != '') AS jattrs_o
@@ -104,20 +109,29 @@ func (r ruleSQL) jobType() string { return r.jobTypeName }
 // endSQL is the end of input: the largest ts among counted events.
 const endSQL = "(SELECT max(t) FROM ev)"
 
-// The replay bookkeeping of the engine (Set.afterObserve): g numbers the
-// job's enqueues and successes so far; the first job.dead of group g is
-// the job's deadOrd until the next enqueue or success.
-const jrCTEs = `jr AS (SELECT job_id, o, t, ref, kind, queue,
+// The dead-letter bookkeeping of the engine (Set.afterObserve): g numbers
+// the job's enqueues and successes so far; the first job.dead of group g
+// is the job's deadOrd until the next enqueue or success.
+const jrCTEs = `jr AS (SELECT job_id, o, t, ref, kind,
     toInt64(sum(toUInt64(kind IN ('job.enqueued', 'job.succeeded'))) OVER (PARTITION BY job_id ORDER BY o ` + rowsUpTo + `)) AS g
   FROM ev WHERE job_id != '' AND kind IN ('job.enqueued', 'job.succeeded', 'job.dead')),
-deads AS (SELECT job_id, g, min(o) AS d, argMin(t, o) AS dt, argMin(ref, o) AS dref, argMin(queue, o) AS dqueue
+deads AS (SELECT job_id, g, min(o) AS d, argMin(t, o) AS dt, argMin(ref, o) AS dref
   FROM jr WHERE kind = 'job.dead' GROUP BY job_id, g)`
 
+// The replays of the engine (Job.replays): for each job.enqueued that
+// followed a job.dead, the latest job.dead since the job's enqueue before
+// it (a success in between does not cancel the replay). g numbers the
+// job's enqueues so far.
+const rpCTEs = `rj AS (SELECT job_id, o, kind,
+    toInt64(sum(toUInt64(kind = 'job.enqueued')) OVER (PARTITION BY job_id ORDER BY o ` + rowsUpTo + `)) AS g
+  FROM ev WHERE job_id != '' AND kind IN ('job.enqueued', 'job.dead')),
+rp AS (SELECT e.job_id AS job_id, d.dead_o AS dead_o, e.o AS enq_o
+  FROM (SELECT job_id, o, g FROM rj WHERE kind = 'job.enqueued') AS e
+  INNER JOIN (SELECT job_id, g, max(o) AS dead_o FROM rj WHERE kind = 'job.dead' GROUP BY job_id, g) AS d
+  ON d.job_id = e.job_id AND d.g = e.g - 1)`
+
 func (q *querySet) duplicateEffect(maxPerKey int) string {
-	return q.with(jrCTEs,
-		`rp AS (SELECT e.job_id AS job_id, d.d AS dead_o, e.o AS enq_o
-  FROM (SELECT job_id, o, g - 1 AS pg FROM jr WHERE kind = 'job.enqueued') AS e
-  INNER JOIN deads AS d ON d.job_id = e.job_id AND d.g = e.pg)`,
+	return q.with(rpCTEs,
 		fmt.Sprintf(`de AS (SELECT o, t, ref, effect, effect_key, job_id FROM ev
   WHERE kind = 'effect' AND effect_key IN (SELECT effect_key FROM ev WHERE kind = 'effect' GROUP BY effect_key HAVING count() > %d))`, maxPerKey),
 		`links AS (SELECT effect_key, job_id AS lj, o AS eo, toInt128(0) AS ro FROM de WHERE job_id != ''
@@ -125,8 +139,13 @@ func (q *querySet) duplicateEffect(maxPerKey int) string {
   SELECT de.effect_key AS effect_key, rk.job_id AS lj, de.o AS eo, rk.render_o AS ro
   FROM de INNER JOIN rk ON rk.rkey = de.effect_key AND rk.reffect = de.effect WHERE de.job_id = '')`,
 		`spans AS (SELECT effect_key, lj, min(eo) AS f, max(eo) AS l, argMin(ro, eo) AS ro FROM links GROUP BY effect_key, lj)`,
-		`replayed AS (SELECT DISTINCT s.effect_key AS effect_key FROM spans AS s INNER JOIN rp ON rp.job_id = s.lj
-  WHERE s.f < rp.dead_o AND rp.enq_o < s.l)`,
+		// replay: a linked job went dead and was enqueued again, both
+		// between the first and the last effect of the key that link to
+		// a job (spec §2: between two of the effects).
+		`kspan AS (SELECT effect_key, min(eo) AS kf, max(eo) AS kl FROM links GROUP BY effect_key)`,
+		`replayed AS (SELECT DISTINCT s.effect_key AS effect_key FROM spans AS s
+  INNER JOIN kspan AS k ON k.effect_key = s.effect_key INNER JOIN rp ON rp.job_id = s.lj
+  WHERE k.kf < rp.dead_o AND rp.enq_o < k.kl)`,
 		`agg AS (SELECT effect_key, count() AS n, min(t) AS ft, max(t) AS lt,
     arrayMap(x -> x.2, arraySort(groupArray((o, ref)))) AS refs, argMin(effect, o) AS eff0
   FROM de GROUP BY effect_key)`,
@@ -157,12 +176,13 @@ func (q *querySet) counts() string {
 	return "[" + strings.Join(cs, ", ") + "]"
 }
 
-// xpCTE: the expectations set: a job whose key a rule rendered by its
-// first success (render_o <= so: the success's own fields count).
+// xpCTE: the expectations set: a succeeded job whose key a rule renders,
+// with the fields of any of its events (a key that arrives after the
+// success counts from the success).
 func (q *querySet) xpCTE() string {
 	return `xp AS (SELECT rk.job_id AS job_id, rk.rule AS rule, rk.rkey AS rkey, rk.reffect AS reffect, s.st AS st, s.sref AS sref,
     s.st + toInt64(arrayElement(` + q.withins() + `, rk.rule + 1)) AS d
-  FROM rk INNER JOIN succ AS s ON s.job_id = rk.job_id WHERE rk.render_o <= s.so)`
+  FROM rk INNER JOIN succ AS s ON s.job_id = rk.job_id)`
 }
 
 func (q *querySet) missingEffect() string {
@@ -179,7 +199,11 @@ HAVING length(seen) < arrayElement(` + q.counts() + `, x.rule + 1)`
 // effectBeforeFailure runs the engine's per-job state machine
 // (detectors/effect_before_failure.go) with arrayFold over each job's
 // starts, ends and linked effects in order. The state is (current
-// attempt, running, ended, open attempts with effects, flagged attempts).
+// attempt, running, the attempts that ended, open attempts with effects,
+// flagged attempts). An effect carrying an attempt that ended or was
+// superseded is too late; a success closes its attempt's effects, a
+// failure or death flags them, a discard leaves them open for another
+// start to flag.
 func (q *querySet) effectBeforeFailure() string {
 	const (
 		naStart = "if(x.5, x.4, if(acc.1 < 9223372036854775807, acc.1 + 1, acc.1))"
@@ -188,7 +212,7 @@ func (q *querySet) effectBeforeFailure() string {
 		isEff   = "x.3 = 'effect'"
 		isEnd   = "x.3 NOT IN ('job.started', 'effect')"
 		effA    = "if(x.5, x.4, acc.1)"
-		effOK   = "if(x.5, NOT (x.4 < acc.1 OR (x.4 = acc.1 AND acc.3 = 1)), acc.2 = 1)"
+		effOK   = "if(x.5, NOT (x.4 < acc.1 OR has(acc.3, x.4)), acc.2 = 1)"
 	)
 	flag := func(cond string) string {
 		return "arrayMap(p -> tuple(p.1, p.2, p.3, x.1, x.2, x.6, x.3), arrayFilter(p -> " + cond + ", acc.4))"
@@ -196,17 +220,17 @@ func (q *querySet) effectBeforeFailure() string {
 	fold := `arrayFold((acc, x) -> tuple(
       if(` + isStart + `, ` + naStart + `, acc.1),
       toUInt8(multiIf(` + isStart + `, 1, ` + isEnd + ` AND ` + naEnd + ` = acc.1, 0, acc.2)),
-      toUInt8(multiIf(` + isStart + `, if(` + naStart + ` != acc.1, 0, acc.3), ` + isEnd + ` AND ` + naEnd + ` = acc.1, 1, acc.3)),
+      if(` + isEnd + `, arrayPushBack(acc.3, ` + naEnd + `), acc.3),
       multiIf(` + isStart + `, arrayFilter(p -> p.1 = ` + naStart + `, acc.4),
         ` + isEff + ` AND ` + effOK + `, if(has(arrayMap(p -> p.1, acc.4), ` + effA + `),
             arrayMap(p -> if(p.1 = ` + effA + `, tuple(p.1, arrayPushBack(p.2, x.6), p.3), p), acc.4),
             arrayPushBack(acc.4, tuple(` + effA + `, [x.6], x.2))),
-        ` + isEnd + `, arrayFilter(p -> p.1 != ` + naEnd + `, acc.4),
+        ` + isEnd + ` AND x.3 != 'job.discarded', arrayFilter(p -> p.1 != ` + naEnd + `, acc.4),
         acc.4),
       multiIf(` + isStart + `, arrayConcat(acc.5, ` + flag("p.1 != "+naStart) + `),
         x.3 IN ('job.failed', 'job.dead'), arrayConcat(acc.5, ` + flag("p.1 = "+naEnd) + `),
         acc.5)
-    ), evs, tuple(toInt64(0), toUInt8(0), toUInt8(0),
+    ), evs, tuple(toInt64(0), toUInt8(0), CAST([], 'Array(Int64)'),
       CAST([], 'Array(Tuple(Int64, Array(String), Int64))'),
       CAST([], 'Array(Tuple(Int64, Array(String), Int64, Int128, Int64, String, String))')))`
 	return q.with(
@@ -223,14 +247,14 @@ func (q *querySet) effectBeforeFailure() string {
 		`folded AS (SELECT job_id, `+fold+`.5 AS flagged
   FROM (SELECT job_id, arraySort(groupArray(tuple(o, t, k, a, ha, ref))) AS evs FROM seqrows GROUP BY job_id))`,
 	) + `
-SELECT f.job_id, fl.1, fl.2, fl.3, toString(fl.4), fl.5, fl.6, fl.7, if(jf.jtype_o <= fl.4, jf.jtype, '')
+SELECT f.job_id, fl.1, fl.2, fl.3, toString(fl.4), fl.5, fl.6, fl.7, jf.jtype
 FROM folded AS f ARRAY JOIN f.flagged AS fl
 LEFT JOIN jf ON jf.job_id = f.job_id`
 }
 
 func (q *querySet) duplicateExecution() string {
 	return q.with(succCTE) + `
-SELECT e.job_id, toString(e.o), e.t, e.ref, e.attempt, s.st, s.sref, if(jf.jtype_o <= e.o, jf.jtype, '')
+SELECT e.job_id, toString(e.o), e.t, e.ref, e.attempt, s.st, s.sref, jf.jtype
 FROM (SELECT job_id, o, t, ref, attempt FROM ev WHERE kind = 'job.started') AS e
 INNER JOIN succ AS s ON s.job_id = e.job_id
 LEFT JOIN jf ON jf.job_id = e.job_id
@@ -268,7 +292,7 @@ func (q *querySet) staleExecution(maxDelay time.Duration) string {
   FROM (SELECT entity, o, assumeNotNull(seq) AS sq FROM ev WHERE kind IN ('effect', 'state') AND entity != '' AND isNotNull(seq)))`,
 		`st AS (SELECT s.job_id AS job_id, s.o AS o, s.t AS t, s.ref AS ref, s.attempt AS attempt, s.nseq AS nseq, s.eseq AS eseq,
     fe.job_id != '' AS waiting, fe.et AS et, fe.eref AS eref,
-    if(jf.jentity_o <= s.o, jf.jentity, '') AS ent, if(jf.jtype_o <= s.o, jf.jtype, '') AS jtype
+    jf.jentity AS ent, jf.jtype AS jtype
   FROM (SELECT * FROM js WHERE kind = 'job.started') AS s
   LEFT JOIN fe ON fe.job_id = s.job_id AND fe.ns = s.ns - 1
   LEFT JOIN jf ON jf.job_id = s.job_id)`,
@@ -312,7 +336,7 @@ arm AS (SELECT job_id, o, t, ref, kind, started_n, next_t, has_next, t + %d AS d
 func (q *querySet) lostJob(lostAfter time.Duration) string {
 	return q.with(lostCTEs(lostAfter)) + `
 SELECT a.job_id, toString(a.o), a.t, a.ref, toString(a.kind), a.started_n > 0, a.d, jf.first_t,
-    if(jf.jtype_t <= a.d, jf.jtype, ''), if(jf.jqueue_t <= a.d, jf.jqueue, '')
+    jf.jtype, jf.jqueue
 FROM arm AS a LEFT JOIN jf ON jf.job_id = a.job_id
 WHERE (a.has_next = 1 AND a.next_t > a.d) OR (a.has_next = 0 AND a.d <= ` + endSQL + `)`
 }
@@ -321,9 +345,9 @@ func (q *querySet) retryStorm(window time.Duration, minAttempts int, amp float64
 	w := int64(window)
 	return q.with(
 		fmt.Sprintf(`sr AS (SELECT e.job_id AS job_id, e.o AS o, e.ref AS ref,
-    if(e.queue != '', e.queue, if(jf.jqueue_o <= e.o, jf.jqueue, '')) AS q0,
+    jf.jqueue AS q0,
     intDiv(e.t, %d) * %d - if(e.t < 0 AND e.t %% %d != 0, %d, 0) AS ws
-  FROM (SELECT job_id, o, t, ref, queue FROM ev WHERE kind = 'job.started') AS e LEFT JOIN jf ON jf.job_id = e.job_id)`, w, w, w, w),
+  FROM (SELECT job_id, o, t, ref FROM ev WHERE kind = 'job.started') AS e LEFT JOIN jf ON jf.job_id = e.job_id)`, w, w, w, w),
 	) + fmt.Sprintf(`
 SELECT if(q0 = '', '(none)', q0) AS q, ws, toInt64(count()) AS n, toInt64(uniqExact(job_id)) AS nj,
     arrayMap(x -> x.2, arraySlice(arraySort(groupArray(tuple(o, ref))), 1, 1000)),
@@ -334,10 +358,10 @@ HAVING n >= %d AND n / nj >= %s`, minAttempts, strconv.FormatFloat(amp, 'g', -1,
 
 func (q *querySet) deadLetter() string {
 	return q.with(jrCTEs,
-		`dl AS (SELECT d.job_id AS job_id, d.d AS dead_o, d.dt AS dt, d.dref AS dref, d.dqueue AS dqueue
+		`dl AS (SELECT d.job_id AS job_id, d.d AS dead_o, d.dt AS dt, d.dref AS dref
   FROM deads AS d INNER JOIN (SELECT job_id, max(g) AS gmax FROM jr GROUP BY job_id) AS l ON l.job_id = d.job_id AND l.gmax = d.g)`,
 		`dq AS (SELECT dl.job_id AS job_id, dl.dt AS dt, dl.dref AS dref, jf.first_o AS first_o,
-    if(dl.dqueue != '', dl.dqueue, if(jf.jqueue_o <= dl.dead_o, jf.jqueue, '')) AS q0
+    jf.jqueue AS q0
   FROM dl LEFT JOIN jf ON jf.job_id = dl.job_id)`,
 	) + `
 SELECT if(q0 = '', '(none)', q0) AS q, toInt64(count()), min(dt), max(dt),
@@ -345,6 +369,17 @@ SELECT if(q0 = '', '(none)', q0) AS q, toInt64(count()), min(dt), max(dt),
     arrayMap(x -> x.3, arraySlice(arraySort(groupArray(tuple(first_o, job_id, dref))), 1, 1000)),
     groupArray(intDiv(dt, 3600000000000) - if(dt < 0 AND dt % 3600000000000 != 0, 1, 0))
 FROM dq GROUP BY q`
+}
+
+// coverage counts, per rule, the jobs of its job_type and those its
+// template renders for (Summary.Rules).
+func (q *querySet) coverage() string {
+	var jobs, rendered []string
+	for _, r := range q.rules {
+		jobs = append(jobs, "toInt64(countIf(jtype = "+quote(r.jobType())+"))")
+		rendered = append(rendered, "toInt64(countIf(jtype = "+quote(r.jobType())+" AND "+r.cond+" AND "+r.value+" != ''))")
+	}
+	return q.with() + "\nSELECT [" + strings.Join(jobs, ", ") + "], [" + strings.Join(rendered, ", ") + "] FROM jf"
 }
 
 func (q *querySet) summary() string {
