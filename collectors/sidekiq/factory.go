@@ -63,7 +63,11 @@ func (Factory) DecodeConfig(m *config.SourceMapping) config.SourceSettings {
 			key = key[:i]
 		}
 		if decoded[key] && m.Has(key) {
-			m.Errorf(key, "%s", ce.Msg)
+			if sub := strings.TrimPrefix(strings.TrimPrefix(ce.Path, key), "."); sub != "" {
+				m.Errorf(key, "%s: %s", sub, ce.Msg)
+			} else {
+				m.Errorf(key, "%s", ce.Msg)
+			}
 		}
 	}
 	return c

@@ -225,17 +225,42 @@ func timestamp(obj map[string]any, name string) (string, int64, error) {
 }
 
 // numberTime reads seconds, or milliseconds when the number is past
-// 1e11 (year 5138 in seconds, 1973 in milliseconds).
+// 1e11 (year 5138 in seconds, 1973 in milliseconds). Plain decimals are
+// read exactly, to the nanosecond.
 func numberTime(n json.Number) (int64, error) {
+	bad := fmt.Errorf("%s is not a Unix time", n)
+	s := n.String()
+	if !strings.ContainsAny(s, "eE-") {
+		whole, frac, _ := strings.Cut(s, ".")
+		sec, err := strconv.ParseInt(whole, 10, 64)
+		if err != nil || sec <= 0 {
+			return 0, bad
+		}
+		scale := int64(1e9)
+		if sec > 1e11 {
+			scale = 1e6 // milliseconds
+		}
+		if sec > 1e10*(1e9/scale) {
+			return 0, bad
+		}
+		var fns int64
+		for i, d := 0, scale/10; i < len(frac) && d > 0; i, d = i+1, d/10 {
+			if frac[i] < '0' || frac[i] > '9' {
+				return 0, bad
+			}
+			fns += int64(frac[i]-'0') * d
+		}
+		return sec*scale + fns, nil
+	}
 	f, err := n.Float64()
 	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || f <= 0 {
-		return 0, fmt.Errorf("%s is not a Unix time", n)
+		return 0, bad
 	}
 	if f > 1e11 {
 		f /= 1e3
 	}
 	if f > 1e10 {
-		return 0, fmt.Errorf("%s is not a Unix time", n)
+		return 0, bad
 	}
 	return int64(math.Round(f * 1e9)), nil
 }

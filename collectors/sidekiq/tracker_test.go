@@ -225,7 +225,7 @@ func TestTrackerSaveLoad(t *testing.T) {
 func TestTrackerMalformedOnce(t *testing.T) {
 	tr := newTestTracker()
 	for i := 0; i < 3; i++ {
-		_, bad := tr.observe(&at(1100 + float64(i)).queue("default", `{"jid":1}`, "not json").s)
+		_, bad := tr.observe(&at(1100+float64(i)).queue("default", `{"jid":1}`, "not json").s)
 		if i == 0 && len(bad) != 2 {
 			t.Fatalf("first poll: %d malformed, want 2: %v", len(bad), bad)
 		}

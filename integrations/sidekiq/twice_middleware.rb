@@ -83,7 +83,8 @@ module Twice
         ::Sidekiq.configure_server do |config|
           config.client_middleware { |chain| chain.add ClientMiddleware }
           config.server_middleware { |chain| chain.prepend ServerMiddleware }
-          config.death_handlers << method(:died)
+          handler = method(:died)
+          config.death_handlers << handler unless config.death_handlers.include?(handler)
         end
       end
 
