@@ -5,7 +5,11 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-RUN CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o /out/twice ./cmd/twice \
+# The version `twice --version` prints: docker build --build-arg
+# VERSION=$(git describe --tags --always --dirty) . (the build context has
+# no .git for Go to read it from).
+ARG VERSION=dev
+RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w -X main.version=${VERSION}" -o /out/twice ./cmd/twice \
 	&& mkdir -p /out/state
 
 FROM gcr.io/distroless/static-debian12:nonroot

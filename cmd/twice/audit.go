@@ -3,8 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"runtime"
 	"runtime/pprof"
@@ -36,6 +38,7 @@ type auditFlags struct {
 	failOn        string
 	color         string
 	strict        bool
+	strictCov     bool
 	quiet         bool
 	lateness      string
 	horizon       string
@@ -60,8 +63,22 @@ current end), or from all of them when nothing is named; runs every enabled
 detector and prints a report. --to also stores what it reads in ClickHouse;
 --from audits what ClickHouse holds, with the detectors as SQL there.
 
+Without --config, ./twice.yaml is used when it exists. Relative paths in
+twice.yaml are relative to its folder; a file source's paths may be globs.
+
+Every report starts with warnings about what the audit could not check (no
+events, every line malformed, an expect rule that matched no job or whose
+effect_key never rendered, integer timestamps that look like seconds): a
+report without findings is no all-clear while it has any.
+--strict-coverage makes them fail the audit (exit 4).
+
+The report is written whole or not at all: -o FILE is replaced only once
+the report is complete, never left empty or half-written.
+
 Exit codes: 0 no finding at or above --fail-on, 1 findings, 2 usage or
-configuration error, 3 input could not be read.`,
+configuration error, 3 input could not be read, 4 warnings under
+--strict-coverage (and no findings), 130 interrupted (Ctrl-C, SIGINT),
+143 terminated (SIGTERM).`,
 		Example: `  twice audit events.jsonl
   twice audit --config twice.yaml --format json -o report.json jobs.jsonl effects.jsonl.gz
   zcat events.jsonl.gz | twice audit --fail-on high -
@@ -72,12 +89,13 @@ configuration error, 3 input could not be read.`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVarP(&f.config, "config", "c", "", "twice.yaml to use (default: built-in defaults)")
+	fl.StringVarP(&f.config, "config", "c", "", "twice.yaml to use (default: ./twice.yaml when it exists, else built-in defaults)")
 	fl.StringVarP(&f.format, "format", "f", "text", "report format: "+strings.Join(reports.Formats, "|"))
 	fl.StringVarP(&f.output, "output", "o", "", "write the report to FILE instead of stdout")
 	fl.StringVar(&f.failOn, "fail-on", "low", "exit 1 when a finding is at or above this severity: critical|high|medium|low|none")
 	fl.StringVar(&f.color, "color", "auto", "colour the text report: auto|always|never")
 	fl.BoolVar(&f.strict, "strict", false, "fail (exit 3) on the first malformed line")
+	fl.BoolVar(&f.strictCov, "strict-coverage", false, "exit 4 when the report has warnings (nothing checked, rules that matched no job, seconds-like timestamps) and no findings")
 	fl.BoolVarP(&f.quiet, "quiet", "q", false, "do not print malformed lines on stderr")
 	fl.StringVar(&f.lateness, "lateness", "", "allowed lateness of events (overrides engine.lateness)")
 	fl.StringVar(&f.horizon, "horizon", "", "how long state is kept after its last event (overrides engine.horizon)")
@@ -94,6 +112,8 @@ configuration error, 3 input could not be read.`,
 }
 
 func runAudit(cmd *cobra.Command, e env, f auditFlags, args []string) error {
+	// Values of --format, --fail-on and --color are case-insensitive.
+	f.format, f.failOn, f.color = strings.ToLower(f.format), strings.ToLower(f.failOn), strings.ToLower(f.color)
 	failOn, err := twicetype.ParseSeverity(f.failOn)
 	if err != nil {
 		return usageErr("--fail-on: want critical, high, medium, low or none, got %q", f.failOn)
@@ -117,7 +137,10 @@ func runAudit(cmd *cobra.Command, e env, f auditFlags, args []string) error {
 	if !until.IsZero() {
 		return usageErr("--until applies to --from (events stored in ClickHouse)")
 	}
-	in := auditInputs(cfg, args)
+	in, err := auditInputs(cfg, args)
+	if err != nil {
+		return err
+	}
 	if len(in.paths) == 0 && len(in.kafka) == 0 {
 		return usageErr("no input: name files (or - for stdin), or sources in twice.yaml")
 	}
@@ -126,11 +149,12 @@ func runAudit(cmd *cobra.Command, e env, f auditFlags, args []string) error {
 	}
 	stdinUses := 0
 	var cols []collectors.Collector
+	secs := &secondsTS{}
 	for _, p := range in.paths {
 		if p == "-" {
 			stdinUses++
 		}
-		cols = append(cols, file.New(p, file.Options{Stdin: e.stdin}))
+		cols = append(cols, secs.tee(file.New(p, file.Options{Stdin: e.stdin})))
 	}
 	if stdinUses > 1 {
 		return usageErr("stdin (-) can be read only once")
@@ -144,7 +168,9 @@ func runAudit(cmd *cobra.Command, e env, f auditFlags, args []string) error {
 		if err != nil {
 			return usageErr("source %s: %v", src.Name, err)
 		}
-		cols = append(cols, kcols...)
+		for _, c := range kcols {
+			cols = append(cols, secs.tee(c))
+		}
 	}
 	paths := in.names
 	var store *clickhouse.Store
@@ -168,16 +194,19 @@ func runAudit(cmd *cobra.Command, e env, f auditFlags, args []string) error {
 		}
 	}
 	reporter, err := reports.New(f.format, reports.Options{
-		Color:  useColor(e, f),
-		Source: strings.Join(paths, ", "),
+		Color:          useColor(e, f),
+		Source:         strings.Join(paths, ", "),
+		StrictCoverage: f.strictCov,
 	})
 	if err != nil {
 		return usageErr("--format: %v", err)
 	}
 
-	if err := checkWritable(f.output); err != nil {
+	out, err := createReportFile(f.output)
+	if err != nil {
 		return usageErr("-o: %v", err)
 	}
+	defer out.abort()
 	opts := audit.EngineOptions(cfg)
 	opts.Strict = f.strict
 	printed := 0
@@ -224,10 +253,16 @@ func runAudit(cmd *cobra.Command, e env, f auditFlags, args []string) error {
 	if !f.quiet && printed > maxMalformedPrinted {
 		fmt.Fprintf(e.stderr, "twice: %d more malformed lines not shown (see the report)\n", printed-maxMalformedPrinted)
 	}
-	if err := writeReport(e, f.output, reporter, rep); err != nil {
+	rep.Summary.Warnings = append(rep.Summary.Warnings, coverageWarnings(cfg, &rep.Summary, secs)...)
+	if err := cmd.Context().Err(); err != nil {
+		// Interrupted while finishing: no report rather than one of a
+		// part of the input.
 		return inputErr(err)
 	}
-	return exitFor(rep, failOn)
+	if err := writeReport(e, out, reporter, rep); err != nil {
+		return inputErr(err)
+	}
+	return exitFor(rep, failOn, f.strictCov)
 }
 
 // inputs are what an audit reads.
@@ -239,40 +274,107 @@ type inputs struct {
 }
 
 // auditInputs resolves the audit's arguments: an argument that names a
-// source of twice.yaml stands for that source (its files, or its Kafka
-// topics from the start to their current end), any other is a file ("-"
-// is stdin); with no arguments every configured source is read.
-func auditInputs(cfg *config.Config, args []string) inputs {
+// source of twice.yaml stands for that source (its files, globs expanded,
+// or its Kafka topics from the start to their current end), any other is
+// a file ("-" is stdin); with no arguments every configured source is
+// read. An argument that is neither a file nor a source, but close to a
+// source's name, is a usage error that names the source.
+func auditInputs(cfg *config.Config, args []string) (inputs, error) {
 	var in inputs
-	add := func(s config.Source) {
+	add := func(s config.Source) error {
 		if s.Type == config.SourceKafka {
 			in.kafka = append(in.kafka, s)
 			in.names = append(in.names, s.Name)
-			return
+			return nil
 		}
-		in.paths = append(in.paths, s.Paths...)
+		files, err := s.Files()
+		if err != nil {
+			var ue *config.PatternError
+			if errors.As(err, &ue) && ue.Bad {
+				return usageErr("%v", err)
+			}
+			return inputErr(err)
+		}
+		in.paths = append(in.paths, files...)
 		in.names = append(in.names, s.Paths...)
+		return nil
 	}
 	if len(args) == 0 {
 		for _, s := range cfg.Sources {
-			add(s)
+			if err := add(s); err != nil {
+				return in, err
+			}
 		}
-		return in
+		return in, nil
 	}
 	for _, a := range args {
 		i := slices.IndexFunc(cfg.Sources, func(s config.Source) bool { return s.Name == a })
-		if i < 0 {
-			in.paths = append(in.paths, a)
-			in.names = append(in.names, a)
+		if i >= 0 {
+			if err := add(cfg.Sources[i]); err != nil {
+				return in, err
+			}
 			continue
 		}
-		add(cfg.Sources[i])
+		if a != "-" {
+			if _, err := os.Stat(a); errors.Is(err, fs.ErrNotExist) {
+				if name, ok := closestSource(cfg, a); ok {
+					return in, usageErr("%s: no such file, and no source of that name; did you mean source %s?", a, name)
+				}
+			}
+		}
+		in.paths = append(in.paths, a)
+		in.names = append(in.names, a)
 	}
-	return in
+	return in, nil
 }
+
+// closestSource returns the name of the configured source that arg most
+// likely misspells: within an edit distance of a third of the name's
+// length (at least 1), the closest, the first in file order on a tie.
+func closestSource(cfg *config.Config, arg string) (string, bool) {
+	best, bestD := "", -1
+	for _, s := range cfg.Sources {
+		d := editDistance(strings.ToLower(arg), strings.ToLower(s.Name))
+		if d <= max(1, len([]rune(s.Name))/3) && (bestD < 0 || d < bestD) {
+			best, bestD = s.Name, d
+		}
+	}
+	return best, bestD >= 0
+}
+
+// editDistance is the Levenshtein distance between a and b, in runes.
+func editDistance(a, b string) int {
+	ra, rb := []rune(a), []rune(b)
+	prev := make([]int, len(rb)+1)
+	cur := make([]int, len(rb)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(ra); i++ {
+		cur[0] = i
+		for j := 1; j <= len(rb); j++ {
+			cost := 1
+			if ra[i-1] == rb[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(rb)]
+}
+
+// defaultConfig is the twice.yaml audit and watch read when --config is
+// not given.
+const defaultConfig = "twice.yaml"
 
 func loadConfig(f auditFlags) (*config.Config, error) {
 	cfg := config.Default()
+	if f.config == "" {
+		if _, err := os.Stat(defaultConfig); err == nil {
+			f.config = defaultConfig
+		}
+	}
 	if f.config != "" {
 		var err error
 		if cfg, err = config.Load(f.config); err != nil {
@@ -316,33 +418,18 @@ func useColor(e env, f auditFlags) bool {
 }
 
 // writeReport renders the whole report first, so that a failed render
-// never leaves half a report behind, then writes it to stdout or a file.
-func writeReport(e env, output string, r reports.Reporter, rep *twicetype.Report) error {
+// never leaves half a report behind, then writes it to out, or to stdout
+// when out is nil.
+func writeReport(e env, out *reportFile, r reports.Reporter, rep *twicetype.Report) error {
 	var buf bytes.Buffer
 	if err := r.Write(&buf, rep); err != nil {
 		return fmt.Errorf("render report: %w", err)
 	}
-	if output == "" || output == "-" {
+	if out == nil {
 		_, err := io.Copy(e.stdout, &buf)
 		return err
 	}
-	if err := os.WriteFile(output, buf.Bytes(), 0o644); err != nil {
-		return fmt.Errorf("write report: %w", err)
-	}
-	return nil
-}
-
-// checkWritable makes sure the report can be written before the audit
-// runs, so that a mistyped -o fails at once rather than after the work.
-func checkWritable(path string) error {
-	if path == "" || path == "-" {
-		return nil
-	}
-	fh, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE, 0o644)
-	if err != nil {
-		return err
-	}
-	return fh.Close()
+	return out.commit(buf.Bytes())
 }
 
 func startProfile(path string) (stop func(), err error) {

@@ -6,19 +6,47 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"strings"
+	"syscall"
 
 	"github.com/mattn/go-isatty"
 	"github.com/spf13/cobra"
 )
 
-// Exit codes (spec §4).
+// Exit codes (spec §4); exitCoverage (coverage.go) and 128+N after
+// signal N are this CLI's additions.
 const (
 	exitOK       = 0
 	exitFindings = 1
 	exitUsage    = 2
 	exitInput    = 3
 )
+
+// signalError is the cause of a context cancelled by a signal (see
+// notifySignals).
+type signalError struct{ sig os.Signal }
+
+func (e *signalError) Error() string { return "interrupted by " + signalName(e.sig) }
+
+// code is the exit code of a process ended by the signal, as shells
+// report it: 128 + the signal's number (130 for SIGINT, 143 for SIGTERM).
+func (e *signalError) code() int {
+	if s, ok := e.sig.(syscall.Signal); ok {
+		return 128 + int(s)
+	}
+	return 128 + int(syscall.SIGINT)
+}
+
+func signalName(sig os.Signal) string {
+	switch sig {
+	case os.Interrupt:
+		return "SIGINT"
+	case syscall.SIGTERM:
+		return "SIGTERM"
+	}
+	return sig.String()
+}
 
 // env is what the CLI reads and writes, so tests can run it in-process.
 type env struct {
@@ -67,7 +95,15 @@ func run(ctx context.Context, args []string, e env) int {
 		return exitOK
 	}
 	var ee *exitError
-	if errors.As(err, &ee) {
+	isExit := errors.As(err, &ee)
+	// A command that finished (findings, coverage) keeps its exit; one
+	// that failed after a signal ended by the signal, not by its input.
+	var sig *signalError
+	if (!isExit || ee.code != exitFindings && ee.code != exitCoverage) && errors.As(context.Cause(ctx), &sig) {
+		fmt.Fprintf(e.stderr, "twice: %v\n", sig)
+		return sig.code()
+	}
+	if isExit {
 		if ee.err != nil && ee.code != exitFindings {
 			fmt.Fprintf(e.stderr, "twice: %v\n", ee.err)
 		}
@@ -94,14 +130,34 @@ the crash window between effect and ack, out-of-order and stale updates,
 lost jobs, retry storms and dead letters nobody replays.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       currentVersion(),
 	}
+	root.SetVersionTemplate("twice {{.Version}}\n")
 	root.AddCommand(newAuditCmd(e), newWatchCmd(e), newVersionCmd(e))
 	root.AddCommand(newMigrateCmd(e))
 	return root
 }
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+// version is set at build time with -ldflags "-X main.version=...";
+// without it, currentVersion falls back to the module version the Go
+// toolchain stamped into the binary.
+var version = ""
+
+// currentVersion is the version twice prints.
+func currentVersion() string { return resolveVersion(version, debug.ReadBuildInfo) }
+
+// resolveVersion returns the -ldflags version, else the main module's
+// version from the build info (a tag, or a pseudo-version from the VCS
+// checkout, "+dirty" when it had changes), else "dev".
+func resolveVersion(ldflags string, buildInfo func() (*debug.BuildInfo, bool)) string {
+	if ldflags != "" {
+		return ldflags
+	}
+	if bi, ok := buildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
 
 func newVersionCmd(e env) *cobra.Command {
 	return &cobra.Command{
@@ -109,7 +165,7 @@ func newVersionCmd(e env) *cobra.Command {
 		Short: "Print the version",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			fmt.Fprintf(cmd.OutOrStdout(), "twice %s\n", version)
+			fmt.Fprintf(cmd.OutOrStdout(), "twice %s\n", currentVersion())
 			return nil
 		},
 	}

@@ -13,10 +13,33 @@ import (
 
 func main() {
 	tuneGC()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := notifySignals(context.Background())
 	code := run(ctx, os.Args[1:], stdio())
 	stop()
 	os.Exit(code)
+}
+
+// notifySignals returns a context cancelled, with a *signalError as its
+// cause, by the first SIGINT or SIGTERM. A second one ends the process at
+// once, as if twice did not catch signals.
+func notifySignals(parent context.Context) (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(parent)
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case sig := <-sigs:
+			signal.Stop(sigs)
+			cancel(&signalError{sig: sig})
+		case <-done:
+		}
+	}()
+	return ctx, func() {
+		signal.Stop(sigs)
+		close(done)
+		cancel(context.Canceled)
+	}
 }
 
 // tuneGC trades memory for speed unless the user set GOGC or GOMEMLIMIT:

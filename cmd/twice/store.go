@@ -62,13 +62,15 @@ func auditStore(cmd *cobra.Command, e env, f auditFlags, cfg *config.Config, fai
 	}
 	defer st.Close()
 	source := st.DSN().String()
-	reporter, err := reports.New(f.format, reports.Options{Color: useColor(e, f), Source: source})
+	reporter, err := reports.New(f.format, reports.Options{Color: useColor(e, f), Source: source, StrictCoverage: f.strictCov})
 	if err != nil {
 		return usageErr("--format: %v", err)
 	}
-	if err := checkWritable(f.output); err != nil {
+	out, err := createReportFile(f.output)
+	if err != nil {
 		return usageErr("-o: %v", err)
 	}
+	defer out.abort()
 	rep, err := st.Audit(cmd.Context(), clickhouse.AuditOptions{Config: cfg, Since: since, Until: until})
 	if err != nil {
 		return inputErr(fmt.Errorf("--from %s: %w", source, err))
@@ -77,22 +79,25 @@ func auditStore(cmd *cobra.Command, e env, f auditFlags, cfg *config.Config, fai
 	if err := st.WriteFindings(cmd.Context(), rep, time.Now(), since, until); err != nil {
 		return inputErr(fmt.Errorf("--from %s: %w", source, err))
 	}
-	if err := writeReport(e, f.output, reporter, rep); err != nil {
+	rep.Summary.Warnings = append(rep.Summary.Warnings, coverageWarnings(cfg, &rep.Summary, nil)...)
+	if err := writeReport(e, out, reporter, rep); err != nil {
 		return inputErr(err)
 	}
-	return exitFor(rep, failOn)
+	return exitFor(rep, failOn, f.strictCov)
 }
 
 // exitFor returns the exit of an audit: findings at or above failOn
-// exit 1.
-func exitFor(rep *twicetype.Report, failOn twicetype.Severity) error {
-	if failOn == twicetype.SeverityNone {
-		return nil
-	}
-	for _, fd := range rep.Findings {
-		if fd.Severity >= failOn {
-			return &exitError{code: exitFindings}
+// exit 1; else, under --strict-coverage, warnings exit exitCoverage.
+func exitFor(rep *twicetype.Report, failOn twicetype.Severity, strictCoverage bool) error {
+	if failOn != twicetype.SeverityNone {
+		for _, fd := range rep.Findings {
+			if fd.Severity >= failOn {
+				return &exitError{code: exitFindings}
+			}
 		}
+	}
+	if n := len(rep.Summary.Warnings); strictCoverage && n > 0 {
+		return &exitError{code: exitCoverage, err: fmt.Errorf("--strict-coverage: the report has %d warning(s): not everything was checked", n)}
 	}
 	return nil
 }
