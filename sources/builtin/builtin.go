@@ -5,6 +5,7 @@ package builtin
 import (
 	"github.com/twicehq/twice/collectors/file"
 	"github.com/twicehq/twice/collectors/kafka"
+	"github.com/twicehq/twice/collectors/sidekiq"
 	"github.com/twicehq/twice/sources"
 )
 
@@ -13,5 +14,6 @@ func Registry() *sources.Registry {
 	return sources.NewRegistry(
 		file.Factory{},
 		kafka.Factory{},
+		sidekiq.Factory{},
 	)
 }
