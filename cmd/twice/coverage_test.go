@@ -102,3 +102,39 @@ func TestAuditCoverageQuietOnGoodInput(t *testing.T) {
 	}
 }
 
+// TestAuditWarnsAboutRulesThatCheckedNothing: an expect rule whose
+// job_type no job has, or whose template renders for none of its jobs,
+// is a warning; a rule that checked something is not.
+func TestAuditWarnsAboutRulesThatCheckedNothing(t *testing.T) {
+	events := writeFile(t, "events.jsonl", crashRetry)
+	cfg := writeFile(t, "twice.yaml", `expect:
+  - {job_type: SendReceipt, effect: email.sent, effect_key: "receipt/{{key}}"}
+  - {job_type: SendReciept, effect: email.sent, effect_key: "receipt/{{key}}"}
+  - {job_type: SendReceipt, effect: ledger.insert, effect_key: "ledger/{{attrs.payment_id}}"}
+`)
+	out, stderr, code := runCLI(t, "audit", "-c", cfg, "--format", "json", events)
+	if code != exitFindings {
+		t.Fatalf("exit %d, stderr %s", code, stderr)
+	}
+	ws := warningsOf(t, out)
+	if len(ws) != 2 {
+		t.Fatalf("warnings %q, want two", ws)
+	}
+	for i, want := range []string{
+		`expect rule SendReciept → email.sent (line 3 of the config) checked nothing: no job of type "SendReciept" was seen`,
+		`expect rule SendReceipt → ledger.insert (line 4 of the config) checked nothing: its effect_key "ledger/{{attrs.payment_id}}" rendered for none of the 1 SendReceipt job(s)`,
+	} {
+		if !strings.HasPrefix(ws[i], want) {
+			t.Errorf("warning %d = %q, want it to start %q", i, ws[i], want)
+		}
+	}
+	// Under --strict-coverage the findings still decide (exit 1); with
+	// --fail-on none, the warnings do.
+	if _, _, code := runCLI(t, "audit", "-c", cfg, "--strict-coverage", "--fail-on", "none", events); code != exitCoverage {
+		t.Errorf("--strict-coverage --fail-on none: exit %d, want %d", code, exitCoverage)
+	}
+	junit, _, _ := runCLI(t, "audit", "-c", cfg, "--format", "junit", events)
+	if !strings.Contains(junit, `name="rule-no-jobs SendReciept email.sent"`) || !strings.Contains(junit, `name="rule-never-rendered SendReceipt ledger.insert"`) {
+		t.Errorf("junit does not name the rules:\n%s", junit)
+	}
+}
