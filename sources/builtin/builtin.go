@@ -3,6 +3,7 @@
 package builtin
 
 import (
+	"github.com/twicehq/twice/collectors/bullmq"
 	"github.com/twicehq/twice/collectors/file"
 	"github.com/twicehq/twice/collectors/kafka"
 	"github.com/twicehq/twice/collectors/sidekiq"
@@ -15,5 +16,6 @@ func Registry() *sources.Registry {
 		file.Factory{},
 		kafka.Factory{},
 		sidekiq.Factory{},
+		bullmq.Factory{},
 	)
 }
