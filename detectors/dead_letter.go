@@ -23,6 +23,8 @@ type deadLetter struct {
 }
 
 type deadQueue struct {
+	// jobType is the job_type of the first job listed.
+	jobType        string
 	count          int64
 	oldest, newest int64
 	jobs, refs     []string
@@ -83,6 +85,9 @@ func newDeadQueue(t int64) *deadQueue {
 
 // add counts the dead job j on the queue.
 func (dq *deadQueue) add(s *Set, j *Job) {
+	if dq.count == 0 {
+		dq.jobType = j.Type
+	}
 	dq.count++
 	dq.oldest = min(dq.oldest, j.deadTime)
 	dq.newest = max(dq.newest, j.deadTime)
@@ -110,6 +115,11 @@ func (d *deadLetter) render(s *Set, q string, dq *deadQueue) *twicetype.Finding 
 	f.FirstTime, f.LastTime = dq.oldest, dq.newest
 	f.Jobs = slices.Clone(dq.jobs)
 	f.Events = slices.Clone(dq.refs)
+	// The first listed job's type: a released job's fields are final.
+	f.JobType = s.show("job_type", dq.jobType)
+	if q != noQueue {
+		f.Queue = s.show("queue", q)
+	}
 	perHour := make(map[string]any, len(dq.perHour))
 	for h, n := range dq.perHour {
 		perHour[h] = n

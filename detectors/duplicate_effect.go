@@ -82,6 +82,9 @@ func (d *duplicateEffect) judge(s *Set, k *EffectKey) *twicetype.Finding {
 	}
 	f.Events = events
 	f.Cause = cause
+	if len(jobIDs) > 0 {
+		s.label(f, jobs[jobIDs[0]], d.ID(), k.Key)
+	}
 	effect := k.effects[0].effect
 	f.Message = fmt.Sprintf("%s %s happened %d times", s.show("effect", effect), f.Subject, n)
 	f.Details = map[string]any{"effect": s.show("effect", effect), "max_per_key": int64(d.st.MaxPerKey)}

@@ -33,6 +33,7 @@ func (d *duplicateExecution) observe(s *Set, ev *twicetype.Event, r *refs) {
 		f.Message = fmt.Sprintf("%s started again (%s) after it had succeeded at %s",
 			s.jobLabel(j), attempt, twicetype.FormatTime(j.succTime))
 		f.Details = map[string]any{"succeeded_at": twicetype.FormatTime(j.succTime)}
+		s.label(f, j, d.ID(), j.ID)
 		s.findings.add(j.ID, f)
 	}
 }

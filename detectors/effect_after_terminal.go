@@ -43,6 +43,7 @@ func (d *effectAfterTerminal) observe(s *Set, ev *twicetype.Event, r *refs) {
 			"terminal_at":    twicetype.FormatTime(e.termTime),
 			"terminal_event": e.termRef,
 		}
+		s.label(f, r.job, d.ID(), ev.EffectKey)
 		s.findings.add(ev.EffectKey, f)
 	}
 }

@@ -180,5 +180,6 @@ func (d *effectBeforeFailure) flag(s *Set, j *Job, a attemptEffects, end *twicet
 			"ended_by": end.Kind.String(),
 		}},
 	}
+	s.label(f, j, d.ID(), j.ID)
 	s.findings.add(j.ID, f)
 }

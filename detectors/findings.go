@@ -81,6 +81,12 @@ func merge(old, n *twicetype.Finding) {
 	if old.Cause == "" {
 		old.Cause = n.Cause
 	}
+	if old.JobType == "" {
+		old.JobType = n.JobType
+	}
+	if old.Queue == "" {
+		old.Queue = n.Queue
+	}
 	for k, v := range n.Details {
 		switch ov := old.Details[k].(type) {
 		case []any:

@@ -92,9 +92,6 @@ func (d *lostJob) judge(s *Set, deadline int64, x lostTimer) {
 	f.Jobs = []string{f.Subject}
 	f.Events = []string{st.lastRef}
 	f.Cause = cause
-	if j.Queue == "" {
-		j.unlabelled = true // details.queue is set if the queue arrives
-	}
 	f.Message = fmt.Sprintf("%s %s: no succeeded, dead or discarded within %s of its last %s",
 		s.jobLabel(j), what, d.st.LostAfter, st.lastKind)
 	f.Details = map[string]any{
@@ -103,5 +100,6 @@ func (d *lostJob) judge(s *Set, deadline int64, x lostTimer) {
 		"lost_after": d.st.LostAfter.String(),
 		"deadline":   twicetype.FormatTime(deadline),
 	}
+	s.label(f, j, d.ID(), j.ID)
 	s.findings.add(j.ID, f)
 }

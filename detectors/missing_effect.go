@@ -104,5 +104,6 @@ func (d *missingEffect) judge(s *Set, i int, deadline int64, x expectation) {
 			"deadline":   twicetype.FormatTime(deadline),
 		}},
 	}
+	s.label(f, j, d.ID(), j.ID)
 	s.findings.add(j.ID, f)
 }

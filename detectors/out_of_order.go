@@ -16,6 +16,8 @@ type oooState struct {
 	jobs        []string
 	first, last int64
 	pairs       []any
+	// firstJob is the raw job_id of the first regression with one.
+	firstJob string
 }
 
 func newOutOfOrder(st Settings) *outOfOrder { return &outOfOrder{st: st} }
@@ -38,6 +40,9 @@ func (d *outOfOrder) observe(s *Set, ev *twicetype.Event, r *refs) {
 		o.pairs = append(o.pairs, map[string]any{"event": s.ref(ev), "seq": ev.Seq, "after_seq": e.maxSeq})
 	}
 	if ev.JobID != "" {
+		if len(o.jobs) == 0 {
+			o.firstJob = ev.JobID
+		}
 		o.jobs = union(o.jobs, []string{s.show("job_id", ev.JobID)})
 	}
 }
@@ -61,6 +66,9 @@ func (d *outOfOrder) judge(s *Set, e *Entity) *twicetype.Finding {
 	f.FirstTime, f.LastTime = o.first, o.last
 	f.Jobs = o.jobs
 	f.Events = o.refs
+	if o.firstJob != "" {
+		s.label(f, s.jobs[o.firstJob], d.ID(), e.Name)
+	}
 	stale := e.lastSeq < e.maxSeq
 	f.Message = fmt.Sprintf("%s went back in seq %d time(s) (highest %d)", f.Subject, o.count, e.maxSeq)
 	if stale {

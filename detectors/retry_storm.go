@@ -48,6 +48,9 @@ type stormWindow struct {
 	jobs map[string]uint64
 	// refs are the first MaxListed starts, by order.
 	refs []ordRef
+	// first is the job of the window's first start: its job_type is the
+	// finding's.
+	first *Job
 }
 
 type ordRef struct {
@@ -102,11 +105,11 @@ func (d *retryStorm) observe(s *Set, ev *twicetype.Event, r *refs) {
 	if ended && d.windows[stormKey{j.Queue, ws}] == nil && d.waiting[ws] == 0 {
 		return // a late start for a window already judged
 	}
-	d.add(j.Queue, ws, j.ID, r.ord, s.ref(ev))
+	d.add(j.Queue, ws, j, r.ord, s.ref(ev))
 }
 
-// add counts a start of job id on queue q in the window from ws.
-func (d *retryStorm) add(q string, ws int64, id string, ord uint64, ref string) {
+// add counts a start of job j on queue q in the window from ws.
+func (d *retryStorm) add(q string, ws int64, j *Job, ord uint64, ref string) {
 	k := stormKey{q, ws}
 	w := d.windows[k]
 	if w == nil {
@@ -117,8 +120,11 @@ func (d *retryStorm) add(q string, ws int64, id string, ord uint64, ref string) 
 		}
 	}
 	w.attempts++
-	if o, ok := w.jobs[id]; !ok || ord < o {
-		w.jobs[id] = ord
+	if o, ok := w.jobs[j.ID]; !ok || ord < o {
+		w.jobs[j.ID] = ord
+		if w.first == nil || ord <= w.jobs[w.first.ID] {
+			w.first = j
+		}
 	}
 	w.addRef(ord, ref)
 }
@@ -151,7 +157,7 @@ func (d *retryStorm) place(s *Set, j *Job, n int) {
 	}
 	for _, x := range j.storm[:n] {
 		ws := d.windowStart(x.time)
-		d.add(q, ws, j.ID, x.ord, x.ref)
+		d.add(q, ws, j, x.ord, x.ref)
 		if d.waiting[ws]--; d.waiting[ws] <= 0 {
 			delete(d.waiting, ws)
 			d.nextEnd = min(d.nextEnd, ws+int64(d.st.Window))
@@ -270,6 +276,10 @@ func (d *retryStorm) judge(s *Set, k stormKey, w *stormWindow) {
 		"attempts":      w.attempts,
 		"jobs":          jobs,
 		"amplification": amp,
+	}
+	s.label(f, w.first, d.ID(), subject)
+	if q != noQueue {
+		f.Queue = s.show("queue", q)
 	}
 	s.findings.add(subject, f)
 }

@@ -178,6 +178,7 @@ func (e *setEncoder) encode() {
 				w.String(k.queue)
 				e.time(k.start)
 				w.Varint(sw.attempts)
+				e.job(sw.first)
 				w.Uvarint(uint64(len(sw.jobs)))
 				for _, id := range sw.jobList() {
 					w.String(id)
@@ -195,6 +196,7 @@ func (e *setEncoder) encode() {
 			for _, q := range qs {
 				dq := d.queues[q]
 				w.String(q)
+				w.Sym(dq.jobType)
 				w.Varint(dq.count)
 				e.time(dq.oldest)
 				e.time(dq.newest)
@@ -280,6 +282,16 @@ func (e *setEncoder) collectJobs() {
 			for i := range d.due {
 				snapEachTimer(&d.due[i], func(x expectation) { e.addJob(x.job) })
 			}
+		case *retryStorm:
+			// A window's first job may be released already.
+			ks := make([]stormKey, 0, len(d.windows))
+			for k := range d.windows {
+				ks = append(ks, k)
+			}
+			sortStormKeys(ks)
+			for _, k := range ks {
+				e.addJob(d.windows[k].first)
+			}
 		}
 	}
 }
@@ -290,7 +302,7 @@ const (
 	jSucceeded
 	jOpen
 	jEbfRunning
-	jUnlabelled
+	_ // was jEbfEnded (version 1)
 	jStaleWaiting
 	jStaleHasEnqSeq
 	jLostSeen
@@ -310,7 +322,7 @@ func snapFlag(on bool, bit uint64) uint64 {
 func (e *setEncoder) jobRecord(j *Job, inMap bool) {
 	w := e.w
 	w.Uvarint(snapFlag(j.released, jReleased) | snapFlag(j.succeeded, jSucceeded) | snapFlag(j.open, jOpen) |
-		snapFlag(j.ebf.running, jEbfRunning) | snapFlag(j.unlabelled, jUnlabelled) |
+		snapFlag(j.ebf.running, jEbfRunning) |
 		snapFlag(j.stale.waiting, jStaleWaiting) | snapFlag(j.stale.hasEnqSeq, jStaleHasEnqSeq) |
 		snapFlag(j.lost.seen, jLostSeen) | snapFlag(j.lost.armed, jLostArmed) | snapFlag(j.lost.started, jLostStarted) |
 		snapFlag(inMap, jInMap) | snapFlag(j.Attrs != nil, jHasAttrs))
@@ -336,6 +348,11 @@ func (e *setEncoder) jobRecord(j *Job, inMap bool) {
 	w.String(j.deadRef)
 	e.time(j.succTime)
 	w.String(j.succRef)
+	w.Len0(len(j.unlabelled), j.unlabelled == nil)
+	for _, k := range j.unlabelled {
+		w.Sym(k.detector)
+		w.String(k.raw)
+	}
 	// effect-before-failure
 	w.Varint(j.ebf.cur)
 	w.Len0(len(j.ebf.ended), j.ebf.ended == nil)
@@ -416,6 +433,7 @@ func (e *setEncoder) entityRecord(x *Entity, inMap bool) {
 	w.Varint(x.ooo.count)
 	w.Strings(x.ooo.refs)
 	w.Strings(x.ooo.jobs)
+	w.String(x.ooo.firstJob)
 	e.time(x.ooo.first)
 	e.time(x.ooo.last)
 	e.anys(x.ooo.pairs)
@@ -755,7 +773,7 @@ func (d *setDecoder) decode() {
 			n := r.Count(4)
 			for range n {
 				k := stormKey{queue: r.String(), start: d.time()}
-				sw := &stormWindow{attempts: r.Varint()}
+				sw := &stormWindow{attempts: r.Varint(), first: d.job()}
 				nj := r.Count(2)
 				sw.jobs = make(map[string]uint64, nj)
 				for range nj {
@@ -785,7 +803,7 @@ func (d *setDecoder) decode() {
 			n := r.Count(6)
 			for range n {
 				q := r.String()
-				dq := &deadQueue{count: r.Varint(), oldest: d.time(), newest: d.time(),
+				dq := &deadQueue{jobType: r.Sym(), count: r.Varint(), oldest: d.time(), newest: d.time(),
 					jobs: r.Strings(), refs: r.Strings()}
 				nh := r.Count(2)
 				dq.perHour = make(map[string]int64, nh)
@@ -936,6 +954,12 @@ func (d *setDecoder) jobRecord(j *Job) {
 	j.deadRef = r.String()
 	j.succTime = d.time()
 	j.succRef = r.String()
+	if n, isNil := r.Len0(2); !isNil {
+		j.unlabelled = make([]liveKey, n)
+		for i := range j.unlabelled {
+			j.unlabelled[i] = liveKey{detector: r.Sym(), raw: r.String()}
+		}
+	}
 	j.ebf.cur = r.Varint()
 	if n, isNil := r.Len0(2); !isNil {
 		j.ebf.ended = make(attemptSet, n)
@@ -978,7 +1002,6 @@ func (d *setDecoder) jobRecord(j *Job) {
 	j.succeeded = fl&jSucceeded != 0
 	j.open = fl&jOpen != 0
 	j.ebf.running = fl&jEbfRunning != 0
-	j.unlabelled = fl&jUnlabelled != 0
 	j.stale.waiting = fl&jStaleWaiting != 0
 	j.stale.hasEnqSeq = fl&jStaleHasEnqSeq != 0
 	j.lost.seen = fl&jLostSeen != 0
@@ -1031,6 +1054,7 @@ func (d *setDecoder) entityRecord() *Entity {
 	x.ooo.count = r.Varint()
 	x.ooo.refs = r.Strings()
 	x.ooo.jobs = r.Strings()
+	x.ooo.firstJob = r.String()
 	x.ooo.first = d.time()
 	x.ooo.last = d.time()
 	x.ooo.pairs = d.anys(0)

@@ -76,7 +76,7 @@ var snapCovered = map[reflect.Type]map[string]string{
 		"seen": "enc", "armed": "enc", "gen": "enc", "started": "enc", "last": "enc", "lastKind": "enc", "lastRef": "enc",
 	},
 	reflect.TypeFor[oooState](): {
-		"count": "enc", "refs": "enc", "jobs": "enc", "first": "enc", "last": "enc", "pairs": "enc",
+		"count": "enc", "refs": "enc", "jobs": "enc", "first": "enc", "last": "enc", "pairs": "enc", "firstJob": "enc",
 	},
 	reflect.TypeFor[lostJob]():       {"st": "cfg", "due": "enc"},
 	reflect.TypeFor[lostTimer]():     {"job": "enc", "gen": "enc"},
@@ -85,10 +85,10 @@ var snapCovered = map[reflect.Type]map[string]string{
 	reflect.TypeFor[retryStorm](): {
 		"st": "cfg", "windows": "enc", "nextEnd": "derived", "waiting": "derived", "pend": "derived",
 	},
-	reflect.TypeFor[stormWindow](): {"attempts": "enc", "jobs": "enc", "refs": "enc"},
+	reflect.TypeFor[stormWindow](): {"attempts": "enc", "jobs": "enc", "refs": "enc", "first": "enc"},
 	reflect.TypeFor[deadLetter]():  {"st": "cfg", "queues": "enc", "dead": "derived"},
 	reflect.TypeFor[deadQueue](): {
-		"count": "enc", "oldest": "enc", "newest": "enc", "jobs": "enc", "refs": "enc", "perHour": "enc",
+		"jobType": "enc", "count": "enc", "oldest": "enc", "newest": "enc", "jobs": "enc", "refs": "enc", "perHour": "enc",
 	},
 	reflect.TypeFor[duplicateEffect]():     {"st": "cfg"},
 	reflect.TypeFor[duplicateExecution]():  {"st": "cfg"},

@@ -255,5 +255,6 @@ func (d *staleExecution) flag(s *Set, j *Job, h *heldStart, from int64, fromRef,
 	detail["started_at"] = twicetype.FormatTime(h.time)
 	f.Message = fmt.Sprintf("%s%s %s", s.jobLabel(j), attempt, what)
 	f.Details = map[string]any{"starts": []any{detail}}
+	s.label(f, j, d.ID(), j.ID)
 	s.findings.add(j.ID, f)
 }

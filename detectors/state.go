@@ -1,6 +1,7 @@
 package detectors
 
 import (
+	"slices"
 	"strings"
 	"time"
 
@@ -47,11 +48,11 @@ type Job struct {
 	// open is set while the job's last job.* event was an enqueue, a
 	// start or a failure.
 	open bool
-	// unlabelled is set once a finding named the job without its job_type
-	// or (lost-job) its queue: when one becomes known, those findings are
-	// relabelled, so that they show the job's first value whichever event
-	// carried it (spec §1).
-	unlabelled bool
+	// unlabelled names the findings whose first job this is and that
+	// were made before its job_type or queue was known: when one becomes
+	// known they are relabelled, so that they show the job's first value
+	// whichever event carried it (spec §1). Nil for almost every job.
+	unlabelled []liveKey
 
 	ebf   ebfState
 	stale staleState
@@ -523,42 +524,74 @@ func (s *Set) learned(j *Job, f fieldSet) {
 	if f&learnedEntity != 0 && s.se != nil && len(j.stale.held) > 0 {
 		s.se.entityLearned(s, j)
 	}
-	if j.unlabelled && f&(learnedType|learnedQueue) != 0 {
+	if len(j.unlabelled) > 0 && f&(learnedType|learnedQueue) != 0 {
 		s.relabel(j)
 	}
 }
 
-// relabelled are the detectors whose findings are about one job (subject:
+// jobSubject are the detectors whose findings are about one job (subject:
 // its job_id) and name it in their message.
-var relabelled = [...]string{
-	twicetype.MissingEffect, twicetype.EffectBeforeFailure, twicetype.DuplicateExecution,
-	twicetype.StaleExecution, twicetype.LostJob,
+var jobSubject = map[string]bool{
+	twicetype.MissingEffect: true, twicetype.EffectBeforeFailure: true, twicetype.DuplicateExecution: true,
+	twicetype.StaleExecution: true, twicetype.LostJob: true,
 }
 
-// relabel rewrites the findings about j that were made before its type
-// (or, for lost-job, its queue) was known: the message's "job ID" becomes
-// "TYPE ID" and lost-job's details.queue gets the queue.
+// label sets the job_type and queue of finding f (detector det, raw
+// subject raw) from j, its first job (spec §5), and notes the finding on
+// j when either is not known yet. Retry-storm and dead-letter findings
+// are about a queue: their queue is that queue, not the job's.
+func (s *Set) label(f *twicetype.Finding, j *Job, det, raw string) {
+	if j == nil {
+		return
+	}
+	f.JobType = s.show("job_type", j.Type)
+	if det != twicetype.RetryStorm && det != twicetype.DeadLetter {
+		f.Queue = s.show("queue", j.Queue)
+	}
+	if j.Type != "" && (j.Queue != "" || det == twicetype.RetryStorm || det == twicetype.DeadLetter) {
+		return
+	}
+	k := liveKey{det, raw}
+	if !slices.Contains(j.unlabelled, k) {
+		j.unlabelled = append(j.unlabelled, k)
+	}
+}
+
+// relabel fills in the findings noted on j the type and queue it just
+// learned: their job_type and queue, the "job ID" of a message made
+// without the type ("TYPE ID"), lost-job's details.queue.
 func (s *Set) relabel(j *Job) {
 	plain := "job " + s.show("job_id", j.ID)
-	label := s.jobLabel(j)
-	for _, det := range relabelled {
-		f := s.findings.byFP[twicetype.Fingerprint(det, j.ID)]
-		if f == nil {
-			continue
+	keep := j.unlabelled[:0]
+	for _, k := range j.unlabelled {
+		if s.findings.dirty != nil {
+			s.findings.dirty[k] = struct{}{}
 		}
-		changed := false
-		if j.Type != "" {
-			if m := strings.Replace(f.Message, plain, label, 1); m != f.Message {
-				f.Message, changed = m, true
+		f := s.findings.byFP[twicetype.Fingerprint(k.detector, k.raw)]
+		if f == nil {
+			continue // a live view, made again when it changes
+		}
+		if f.JobType == "" && j.Type != "" {
+			f.JobType = s.show("job_type", j.Type)
+			if jobSubject[k.detector] {
+				f.Message = strings.Replace(f.Message, plain, s.jobLabel(j), 1)
 			}
 		}
-		if q, ok := f.Details["queue"].(string); ok && q == "" && j.Queue != "" && det == twicetype.LostJob {
-			f.Details["queue"], changed = s.show("queue", j.Queue), true
+		queued := k.detector == twicetype.RetryStorm || k.detector == twicetype.DeadLetter
+		if !queued && f.Queue == "" && j.Queue != "" {
+			f.Queue = s.show("queue", j.Queue)
+			if q, ok := f.Details["queue"].(string); ok && q == "" && k.detector == twicetype.LostJob {
+				f.Details["queue"] = f.Queue
+			}
 		}
-		if changed && s.findings.dirty != nil {
-			s.findings.dirty[liveKey{det, j.ID}] = struct{}{}
+		if f.JobType == "" || (!queued && f.Queue == "") {
+			keep = append(keep, k)
 		}
 	}
+	if len(keep) == 0 {
+		keep = nil
+	}
+	j.unlabelled = keep
 }
 
 // render recomputes the effect keys the rules render for j and keeps the
@@ -776,11 +809,10 @@ func (s *Set) showQueue(q string) string {
 }
 
 // jobLabel names a job in messages: its type and id, or just "job" and
-// its id when no event gave the type yet (the job is then relabelled if
-// its type arrives later).
+// its id when no event gave the type yet (label notes the finding, to be
+// relabelled if the type arrives later).
 func (s *Set) jobLabel(j *Job) string {
 	if j.Type == "" {
-		j.unlabelled = true
 		return "job " + s.show("job_id", j.ID)
 	}
 	return s.show("job_type", j.Type) + " " + s.show("job_id", j.ID)

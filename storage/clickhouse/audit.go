@@ -153,6 +153,11 @@ func (a *auditRun) jobLabel(jobType, id string) string {
 	return a.show("job_type", jobType) + " " + a.show("job_id", id)
 }
 
+// label sets a finding's job_type and queue: its first job's (spec §5).
+func (a *auditRun) label(f *twicetype.Finding, jobType, queue string) {
+	f.JobType, f.Queue = a.show("job_type", jobType), a.show("queue", queue)
+}
+
 func (a *auditRun) base(id string) *twicetype.Finding {
 	return &twicetype.Finding{Detector: id, Severity: a.settings[id].Severity}
 }
@@ -312,7 +317,8 @@ func (a *auditRun) duplicateEffect(ctx context.Context, st detectors.Settings) (
 		var n, ft, lt int64
 		var refs, jobs []string
 		var replay uint8
-		if err := scan(&key, &n, &ft, &lt, &refs, &eff0, &jobs, &replay); err != nil {
+		var jtype, jqueue string
+		if err := scan(&key, &n, &ft, &lt, &refs, &eff0, &jobs, &replay, &jtype, &jqueue); err != nil {
 			return err
 		}
 		cause := "unknown"
@@ -334,6 +340,7 @@ func (a *auditRun) duplicateEffect(ctx context.Context, st detectors.Settings) (
 		}
 		f.Events = refs
 		f.Cause = cause
+		a.label(f, jtype, jqueue)
 		f.Message = fmt.Sprintf("%s %s happened %d times", a.show("effect", eff0), f.Subject, n)
 		f.Details = map[string]any{"effect": a.show("effect", eff0), "max_per_key": int64(st.MaxPerKey)}
 		out = append(out, rawFinding{rawSubject: key, f: f})
@@ -347,11 +354,11 @@ func (a *auditRun) missingEffect(ctx context.Context) ([]rawFinding, error) {
 	_ = st
 	var out []rawFinding
 	err := a.query(ctx, a.q.missingEffect(), func(scan func(...any) error) error {
-		var jobID, rkey, sref, jtype string
+		var jobID, rkey, sref, jtype, jqueue string
 		var rule uint32
 		var succ, deadline int64
 		var seen []string
-		if err := scan(&jobID, &rule, &rkey, &succ, &sref, &deadline, &jtype, &seen); err != nil {
+		if err := scan(&jobID, &rule, &rkey, &succ, &sref, &deadline, &jtype, &jqueue, &seen); err != nil {
 			return err
 		}
 		r := a.rules[rule]
@@ -365,6 +372,7 @@ func (a *auditRun) missingEffect(ctx context.Context) ([]rawFinding, error) {
 		f.FirstTime, f.LastTime = succ, deadline
 		f.Jobs = []string{f.Subject}
 		f.Events = append([]string{sref}, seen...)
+		a.label(f, jtype, jqueue)
 		effect, key := a.show("effect", r.Effect), a.show("effect_key", rkey)
 		f.Message = fmt.Sprintf("%s succeeded but %s %s was observed %d of %d times within %s",
 			a.jobLabel(jtype, jobID), effect, key, len(seen), count, r.Within)
@@ -393,10 +401,10 @@ func (a *auditRun) effectBeforeFailure(ctx context.Context) ([]rawFinding, error
 	var out []rawFinding
 	i := int64(0)
 	err := a.query(ctx, a.q.effectBeforeFailure(), func(scan func(...any) error) error {
-		var jobID, endO, endRef, endKind, jtype string
+		var jobID, endO, endRef, endKind, jtype, jqueue string
 		var attempt, first, endT int64
 		var refs []string
-		if err := scan(&jobID, &attempt, &refs, &first, &endO, &endT, &endRef, &endKind, &jtype); err != nil {
+		if err := scan(&jobID, &attempt, &refs, &first, &endO, &endT, &endRef, &endKind, &jtype, &jqueue); err != nil {
 			return err
 		}
 		how := "then " + endKind
@@ -409,6 +417,7 @@ func (a *auditRun) effectBeforeFailure(ctx context.Context) ([]rawFinding, error
 		f.FirstTime, f.LastTime = first, endT
 		f.Jobs = []string{f.Subject}
 		f.Events = append(append([]string(nil), refs...), endRef)
+		a.label(f, jtype, jqueue)
 		f.Message = fmt.Sprintf("attempt %d of %s produced %d effect(s), %s: a retry repeats them",
 			attempt, a.jobLabel(jtype, jobID), len(refs), how)
 		f.Details = map[string]any{
@@ -429,10 +438,10 @@ func (a *auditRun) effectBeforeFailure(ctx context.Context) ([]rawFinding, error
 func (a *auditRun) duplicateExecution(ctx context.Context) ([]rawFinding, error) {
 	var out []rawFinding
 	err := a.query(ctx, a.q.duplicateExecution(), func(scan func(...any) error) error {
-		var jobID, o, ref, sref, jtype string
+		var jobID, o, ref, sref, jtype, jqueue string
 		var t, st int64
 		var attempt *int64
-		if err := scan(&jobID, &o, &t, &ref, &attempt, &st, &sref, &jtype); err != nil {
+		if err := scan(&jobID, &o, &t, &ref, &attempt, &st, &sref, &jtype, &jqueue); err != nil {
 			return err
 		}
 		f := a.base(twicetype.DuplicateExecution)
@@ -441,6 +450,7 @@ func (a *auditRun) duplicateExecution(ctx context.Context) ([]rawFinding, error)
 		f.FirstTime, f.LastTime = st, t
 		f.Jobs = []string{f.Subject}
 		f.Events = []string{sref, ref}
+		a.label(f, jtype, jqueue)
 		att := "a new attempt"
 		if attempt != nil {
 			att = fmt.Sprintf("attempt %d", *attempt)
@@ -461,7 +471,8 @@ func (a *auditRun) outOfOrder(ctx context.Context) ([]rawFinding, error) {
 		var n, ft, lt, hi, last int64
 		var refs, jobs []string
 		var seqs, after []int64
-		if err := scan(&entity, &n, &ft, &lt, &refs, &seqs, &after, &jobs, &hi, &last); err != nil {
+		var jtype, jqueue string
+		if err := scan(&entity, &n, &ft, &lt, &refs, &seqs, &after, &jobs, &hi, &last, &jtype, &jqueue); err != nil {
 			return err
 		}
 		f := a.base(twicetype.OutOfOrder)
@@ -472,6 +483,7 @@ func (a *auditRun) outOfOrder(ctx context.Context) ([]rawFinding, error) {
 			f.Jobs = append(f.Jobs, a.show("job_id", j))
 		}
 		f.Events = refs
+		a.label(f, jtype, jqueue)
 		pairs := make([]any, len(refs))
 		for i := range refs {
 			pairs[i] = map[string]any{"event": refs[i], "seq": seqs[i], "after_seq": after[i]}
@@ -496,11 +508,11 @@ func (a *auditRun) outOfOrder(ctx context.Context) ([]rawFinding, error) {
 func (a *auditRun) staleExecution(ctx context.Context, st detectors.Settings) ([]rawFinding, error) {
 	var out []rawFinding
 	err := a.query(ctx, a.q.staleExecution(st.MaxStartDelay), func(scan func(...any) error) error {
-		var jobID, o, ref, eref, ent, jtype string
+		var jobID, o, ref, eref, ent, jtype, jqueue string
 		var t, et, eseq, emax int64
 		var attempt *int64
 		var waiting, stale uint8
-		if err := scan(&jobID, &o, &t, &ref, &attempt, &waiting, &et, &eref, &stale, &ent, &eseq, &emax, &jtype); err != nil {
+		if err := scan(&jobID, &o, &t, &ref, &attempt, &waiting, &et, &eref, &stale, &ent, &eseq, &emax, &jtype, &jqueue); err != nil {
 			return err
 		}
 		flag := func(sub int64, from int64, fromRef, what string, detail map[string]any) {
@@ -513,6 +525,7 @@ func (a *auditRun) staleExecution(ctx context.Context, st detectors.Settings) ([
 				f.Events = append(f.Events, fromRef)
 			}
 			f.Events = append(f.Events, ref)
+			a.label(f, jtype, jqueue)
 			att := ""
 			if attempt != nil {
 				att = fmt.Sprintf(" attempt %d", *attempt)
@@ -549,9 +562,9 @@ func (a *auditRun) staleExecution(ctx context.Context, st detectors.Settings) ([
 func (a *auditRun) effectAfterTerminal(ctx context.Context) ([]rawFinding, error) {
 	var out []rawFinding
 	err := a.query(ctx, a.q.effectAfterTerminal(), func(scan func(...any) error) error {
-		var key, o, ref, effect, jobID, entity, tref string
+		var key, o, ref, effect, jobID, entity, tref, jtype, jqueue string
 		var t, tt int64
-		if err := scan(&key, &o, &t, &ref, &effect, &jobID, &entity, &tt, &tref); err != nil {
+		if err := scan(&key, &o, &t, &ref, &effect, &jobID, &entity, &tt, &tref, &jtype, &jqueue); err != nil {
 			return err
 		}
 		f := a.base(twicetype.EffectAfterTerminal)
@@ -562,6 +575,7 @@ func (a *auditRun) effectAfterTerminal(ctx context.Context) ([]rawFinding, error
 			f.Jobs = []string{a.show("job_id", jobID)}
 		}
 		f.Events = []string{tref, ref}
+		a.label(f, jtype, jqueue)
 		e := a.show("entity", entity)
 		f.Message = fmt.Sprintf("%s %s on %s after it reached a terminal state at %s",
 			a.show("effect", effect), f.Subject, e, twicetype.FormatTime(tt))
@@ -595,6 +609,7 @@ func (a *auditRun) lostJob(ctx context.Context, st detectors.Settings) ([]rawFin
 		f.FirstTime, f.LastTime = first, t
 		f.Jobs = []string{f.Subject}
 		f.Events = []string{ref}
+		a.label(f, jtype, queue)
 		f.Cause = cause
 		f.Message = fmt.Sprintf("%s %s: no succeeded, dead or discarded within %s of its last %s",
 			a.jobLabel(jtype, jobID), what, st.LostAfter, kind)
@@ -613,10 +628,10 @@ func (a *auditRun) lostJob(ctx context.Context, st detectors.Settings) ([]rawFin
 func (a *auditRun) retryStorm(ctx context.Context, st detectors.Settings) ([]rawFinding, error) {
 	var out []rawFinding
 	err := a.query(ctx, a.q.retryStorm(st.Window, st.MinAttempts, st.Amplification), func(scan func(...any) error) error {
-		var q string
+		var q, jtype string
 		var ws, n, nj int64
 		var refs, jobs []string
-		if err := scan(&q, &ws, &n, &nj, &refs, &jobs); err != nil {
+		if err := scan(&q, &ws, &n, &nj, &refs, &jobs, &jtype); err != nil {
 			return err
 		}
 		when := twicetype.FormatTime(ws)
@@ -629,6 +644,10 @@ func (a *auditRun) retryStorm(ctx context.Context, st detectors.Settings) ([]raw
 			f.Jobs = append(f.Jobs, a.show("job_id", j))
 		}
 		f.Events = refs
+		a.label(f, jtype, "")
+		if q != "(none)" {
+			f.Queue = a.show("queue", q)
+		}
 		amp := float64(n) / float64(nj)
 		f.Message = fmt.Sprintf("%s: %d attempts of %d job(s) in the %s from %s (×%.1f)",
 			a.showQueue(q), n, nj, st.Window, when, amp)
@@ -649,11 +668,11 @@ func (a *auditRun) retryStorm(ctx context.Context, st detectors.Settings) ([]raw
 func (a *auditRun) deadLetter(ctx context.Context) ([]rawFinding, error) {
 	var out []rawFinding
 	err := a.query(ctx, a.q.deadLetter(), func(scan func(...any) error) error {
-		var q string
+		var q, jtype string
 		var n, oldest, newest int64
 		var jobs, refs []string
 		var hours []int64
-		if err := scan(&q, &n, &oldest, &newest, &jobs, &refs, &hours); err != nil {
+		if err := scan(&q, &n, &oldest, &newest, &jobs, &refs, &hours, &jtype); err != nil {
 			return err
 		}
 		subject := a.showQueue(q)
@@ -665,6 +684,10 @@ func (a *auditRun) deadLetter(ctx context.Context) ([]rawFinding, error) {
 			f.Jobs = append(f.Jobs, a.show("job_id", j))
 		}
 		f.Events = refs
+		a.label(f, jtype, "")
+		if q != "(none)" {
+			f.Queue = a.show("queue", q)
+		}
 		perHour := map[string]any{}
 		for _, h := range hours {
 			k := time.Unix(h*3600, 0).UTC().Format(time.RFC3339)

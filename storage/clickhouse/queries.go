@@ -149,10 +149,11 @@ func (q *querySet) duplicateEffect(maxPerKey int) string {
 		`agg AS (SELECT effect_key, count() AS n, min(t) AS ft, max(t) AS lt,
     arrayMap(x -> x.2, arraySort(groupArray((o, ref)))) AS refs, argMin(effect, o) AS eff0
   FROM de GROUP BY effect_key)`,
-		`jl AS (SELECT effect_key, arrayMap(x -> x.3, arraySort(groupArray((f, ro, lj)))) AS jobs FROM spans GROUP BY effect_key)`,
+		`jl AS (SELECT effect_key, arrayMap(x -> x.3, arraySort(groupArray((f, ro, lj)))) AS jobs, jobs[1] AS j1 FROM spans GROUP BY effect_key)`,
 	) + `
-SELECT a.effect_key, toInt64(a.n), a.ft, a.lt, a.refs, a.eff0, jl.jobs, toUInt8(a.effect_key IN (SELECT effect_key FROM replayed))
-FROM agg AS a LEFT JOIN jl ON jl.effect_key = a.effect_key`
+SELECT a.effect_key, toInt64(a.n), a.ft, a.lt, a.refs, a.eff0, jl.jobs, toUInt8(a.effect_key IN (SELECT effect_key FROM replayed)),
+    jf.jtype, jf.jqueue
+FROM agg AS a LEFT JOIN jl ON jl.effect_key = a.effect_key LEFT JOIN jf ON jf.job_id = jl.j1`
 }
 
 // The first success of each job sets its expectations (and is the success
@@ -187,7 +188,7 @@ func (q *querySet) xpCTE() string {
 
 func (q *querySet) missingEffect() string {
 	return q.with(succCTE, q.xpCTE()) + `
-SELECT x.job_id, x.rule, x.rkey, x.st, x.sref, x.d, any(jf.jtype),
+SELECT x.job_id, x.rule, x.rkey, x.st, x.sref, x.d, any(jf.jtype), any(jf.jqueue),
     arrayMap(y -> y.2, arraySort(groupArrayIf((e.o, e.ref), e.effect_key = x.rkey AND e.t <= x.d))) AS seen
 FROM (SELECT * FROM xp WHERE d <= ` + endSQL + `) AS x
 LEFT JOIN (SELECT o, t, ref, effect, effect_key FROM ev WHERE kind = 'effect') AS e ON e.effect_key = x.rkey AND e.effect = x.reffect
@@ -247,14 +248,14 @@ func (q *querySet) effectBeforeFailure() string {
 		`folded AS (SELECT job_id, `+fold+`.5 AS flagged
   FROM (SELECT job_id, arraySort(groupArray(tuple(o, t, k, a, ha, ref))) AS evs FROM seqrows GROUP BY job_id))`,
 	) + `
-SELECT f.job_id, fl.1, fl.2, fl.3, toString(fl.4), fl.5, fl.6, fl.7, jf.jtype
+SELECT f.job_id, fl.1, fl.2, fl.3, toString(fl.4), fl.5, fl.6, fl.7, jf.jtype, jf.jqueue
 FROM folded AS f ARRAY JOIN f.flagged AS fl
 LEFT JOIN jf ON jf.job_id = f.job_id`
 }
 
 func (q *querySet) duplicateExecution() string {
 	return q.with(succCTE) + `
-SELECT e.job_id, toString(e.o), e.t, e.ref, e.attempt, s.st, s.sref, jf.jtype
+SELECT e.job_id, toString(e.o), e.t, e.ref, e.attempt, s.st, s.sref, jf.jtype, jf.jqueue
 FROM (SELECT job_id, o, t, ref, attempt FROM ev WHERE kind = 'job.started') AS e
 INNER JOIN succ AS s ON s.job_id = e.job_id
 LEFT JOIN jf ON jf.job_id = e.job_id
@@ -270,13 +271,13 @@ func (q *querySet) outOfOrder() string {
     WHERE kind IN ('effect', 'state') AND entity != '' AND isNotNull(seq)))`,
 		`ent AS (SELECT entity, max(seq) AS hi, argMax(seq, o) AS last FROM es GROUP BY entity)`,
 		`reg AS (SELECT entity, toInt64(count()) AS n, min(t) AS ft, max(t) AS lt,
-    arraySort(groupArray(tuple(o, ref, seq, prevmax, job_id))) AS rs
+    arraySort(groupArray(tuple(o, ref, seq, prevmax, job_id))) AS rs, arrayFilter(j -> j != '', arrayMap(x -> x.5, rs))[1] AS j1
   FROM es WHERE nprev > 0 AND seq < prevmax GROUP BY entity)`,
 	) + `
 SELECT reg.entity, reg.n, reg.ft, reg.lt, arrayMap(x -> x.2, arraySlice(reg.rs, 1, 1000)),
     arrayMap(x -> x.3, arraySlice(reg.rs, 1, 1000)), arrayMap(x -> x.4, arraySlice(reg.rs, 1, 1000)),
-    arrayDistinct(arrayFilter(j -> j != '', arrayMap(x -> x.5, reg.rs))), ent.hi, ent.last
-FROM reg INNER JOIN ent ON ent.entity = reg.entity`
+    arrayDistinct(arrayFilter(j -> j != '', arrayMap(x -> x.5, reg.rs))), ent.hi, ent.last, jf.jtype, jf.jqueue
+FROM reg INNER JOIN ent ON ent.entity = reg.entity LEFT JOIN jf ON jf.job_id = reg.j1`
 }
 
 func (q *querySet) staleExecution(maxDelay time.Duration) string {
@@ -292,13 +293,13 @@ func (q *querySet) staleExecution(maxDelay time.Duration) string {
   FROM (SELECT entity, o, assumeNotNull(seq) AS sq FROM ev WHERE kind IN ('effect', 'state') AND entity != '' AND isNotNull(seq)))`,
 		`st AS (SELECT s.job_id AS job_id, s.o AS o, s.t AS t, s.ref AS ref, s.attempt AS attempt, s.nseq AS nseq, s.eseq AS eseq,
     fe.job_id != '' AS waiting, fe.et AS et, fe.eref AS eref,
-    jf.jentity AS ent, jf.jtype AS jtype
+    jf.jentity AS ent, jf.jtype AS jtype, jf.jqueue AS jqueue
   FROM (SELECT * FROM js WHERE kind = 'job.started') AS s
   LEFT JOIN fe ON fe.job_id = s.job_id AND fe.ns = s.ns - 1
   LEFT JOIN jf ON jf.job_id = s.job_id)`,
 	) + `
 SELECT st.job_id, toString(st.o), st.t, st.ref, st.attempt, st.waiting, st.et, st.eref,
-    st.nseq > 0 AND st.ent != '' AND m.entity != '' AND m.runmax > st.eseq AS stale, st.ent, st.eseq, m.runmax, st.jtype
+    st.nseq > 0 AND st.ent != '' AND m.entity != '' AND m.runmax > st.eseq AS stale, st.ent, st.eseq, m.runmax, st.jtype, st.jqueue
 FROM st ASOF LEFT JOIN esm AS m ON m.entity = st.ent AND st.o > m.o
 WHERE (st.waiting AND st.t - st.et > ` + strconv.FormatInt(int64(maxDelay), 10) + `) OR stale`
 }
@@ -308,9 +309,10 @@ func (q *querySet) effectAfterTerminal() string {
 		`term AS (SELECT entity, min(o) AS to_, argMin(t, o) AS tt, argMin(ref, o) AS tref
   FROM ev WHERE kind = 'state' AND terminal = true AND entity != '' GROUP BY entity)`,
 	) + `
-SELECT e.effect_key, toString(e.o), e.t, e.ref, e.effect, e.job_id, e.entity, term.tt, term.tref
+SELECT e.effect_key, toString(e.o), e.t, e.ref, e.effect, e.job_id, e.entity, term.tt, term.tref, jf.jtype, jf.jqueue
 FROM (SELECT o, t, ref, effect, effect_key, job_id, entity FROM ev WHERE kind = 'effect' AND entity != '') AS e
 INNER JOIN term ON term.entity = e.entity
+LEFT JOIN jf ON jf.job_id = e.job_id
 WHERE e.o > term.to_`
 }
 
@@ -345,13 +347,14 @@ func (q *querySet) retryStorm(window time.Duration, minAttempts int, amp float64
 	w := int64(window)
 	return q.with(
 		fmt.Sprintf(`sr AS (SELECT e.job_id AS job_id, e.o AS o, e.ref AS ref,
-    jf.jqueue AS q0,
+    jf.jqueue AS q0, jf.jtype AS jt,
     intDiv(e.t, %d) * %d - if(e.t < 0 AND e.t %% %d != 0, %d, 0) AS ws
   FROM (SELECT job_id, o, t, ref FROM ev WHERE kind = 'job.started') AS e LEFT JOIN jf ON jf.job_id = e.job_id)`, w, w, w, w),
 	) + fmt.Sprintf(`
 SELECT if(q0 = '', '(none)', q0) AS q, ws, toInt64(count()) AS n, toInt64(uniqExact(job_id)) AS nj,
     arrayMap(x -> x.2, arraySlice(arraySort(groupArray(tuple(o, ref))), 1, 1000)),
-    arrayDistinct(arrayMap(x -> x.2, arraySort(groupArray(tuple(o, job_id)))))
+    arrayDistinct(arrayMap(x -> x.2, arraySort(groupArray(tuple(o, job_id))))),
+    arraySort(groupArray(tuple(o, jt)))[1].2
 FROM sr GROUP BY q, ws
 HAVING n >= %d AND n / nj >= %s`, minAttempts, strconv.FormatFloat(amp, 'g', -1, 64))
 }
@@ -361,13 +364,14 @@ func (q *querySet) deadLetter() string {
 		`dl AS (SELECT d.job_id AS job_id, d.d AS dead_o, d.dt AS dt, d.dref AS dref
   FROM deads AS d INNER JOIN (SELECT job_id, max(g) AS gmax FROM jr GROUP BY job_id) AS l ON l.job_id = d.job_id AND l.gmax = d.g)`,
 		`dq AS (SELECT dl.job_id AS job_id, dl.dt AS dt, dl.dref AS dref, jf.first_o AS first_o,
-    jf.jqueue AS q0
+    jf.jqueue AS q0, jf.jtype AS jt
   FROM dl LEFT JOIN jf ON jf.job_id = dl.job_id)`,
 	) + `
 SELECT if(q0 = '', '(none)', q0) AS q, toInt64(count()), min(dt), max(dt),
     arrayMap(x -> x.2, arraySlice(arraySort(groupArray(tuple(first_o, job_id, dref))), 1, 1000)),
     arrayMap(x -> x.3, arraySlice(arraySort(groupArray(tuple(first_o, job_id, dref))), 1, 1000)),
-    groupArray(intDiv(dt, 3600000000000) - if(dt < 0 AND dt % 3600000000000 != 0, 1, 0))
+    groupArray(intDiv(dt, 3600000000000) - if(dt < 0 AND dt % 3600000000000 != 0, 1, 0)),
+    arraySort(groupArray(tuple(first_o, job_id, jt)))[1].3
 FROM dq GROUP BY q`
 }
 
