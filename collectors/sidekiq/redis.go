@@ -89,7 +89,7 @@ func readSnapshot(ctx context.Context, c *redis.Client, cfg Config, k keys, dead
 		retry = p.ZRangeWithScores(ctx, k.of("retry"), 0, maxList-1)
 		dead = p.ZRangeByScoreWithScores(ctx, k.of("dead"), &redis.ZRangeBy{Min: min, Max: "+inf"})
 		for i, id := range procs {
-			beats[i] = p.HMGet(ctx, k.of(id), "beat")
+			beats[i] = p.HMGet(ctx, k.of(id), "beat", "info")
 			// Sidekiq 6 names the work hash <identity>:workers, 7 and
 			// later <identity>:work.
 			works[i][0] = p.HGetAll(ctx, k.of(id+":workers"))
@@ -121,9 +121,17 @@ func readSnapshot(ctx context.Context, c *redis.Client, cfg Config, k keys, dead
 	}
 	for i, id := range procs {
 		p := process{Identity: id}
-		if v := beats[i].Val(); len(v) == 1 && v[0] != nil {
+		if v := beats[i].Val(); len(v) == 2 && v[0] != nil {
 			p.Exists = true
 			p.Beat = fmt.Sprint(v[0])
+			if info, ok := v[1].(string); ok {
+				var in struct {
+					Queues []string `json:"queues"`
+				}
+				if json.Unmarshal([]byte(info), &in) == nil && len(in.Queues) > 0 {
+					p.Queues = in.Queues
+				}
+			}
 		}
 		for _, w := range works[i] {
 			tids := sortedKeys(w.Val())

@@ -35,14 +35,15 @@ type savedState struct {
 }
 
 type savedProc struct {
-	Beat     string `json:"beat"`
-	FirstSeq uint64 `json:"first"`
-	BeatSeq  uint64 `json:"beat_seq"`
-	BeatAt   int64  `json:"beat_at"`
-	Dead     bool   `json:"dead,omitempty"`
-	DeadSeq  uint64 `json:"dead_seq,omitempty"`
-	Gone     bool   `json:"gone,omitempty"`
-	GoneSeq  uint64 `json:"gone_seq,omitempty"`
+	Beat     string   `json:"beat"`
+	FirstSeq uint64   `json:"first"`
+	BeatSeq  uint64   `json:"beat_seq"`
+	BeatAt   int64    `json:"beat_at"`
+	Queues   []string `json:"queues,omitempty"`
+	Dead     bool     `json:"dead,omitempty"`
+	DeadSeq  uint64   `json:"dead_seq,omitempty"`
+	Gone     bool     `json:"gone,omitempty"`
+	GoneSeq  uint64   `json:"gone_seq,omitempty"`
 }
 
 type savedJob struct {
@@ -65,6 +66,7 @@ type savedJob struct {
 	Proc          string  `json:"proc,omitempty"`
 	Beat          string  `json:"beat,omitempty"`
 	QueuedAt      int64   `json:"queued_at,omitempty"`
+	SeenAt        int64   `json:"seen_at,omitempty"`
 	AfterRetry    bool    `json:"after_retry,omitempty"`
 	LeftSeq       uint64  `json:"left_seq,omitempty"`
 	UnexplainedAt int64   `json:"unexplained_at"`
@@ -87,7 +89,7 @@ func (t *tracker) save() (string, error) {
 	}
 	sort.Strings(st.AtCursor)
 	for id, p := range t.procs {
-		st.Procs[id] = savedProc{Beat: p.beat, FirstSeq: p.firstSeq, BeatSeq: p.beatSeq, BeatAt: p.beatAt,
+		st.Procs[id] = savedProc{Beat: p.beat, FirstSeq: p.firstSeq, BeatSeq: p.beatSeq, BeatAt: p.beatAt, Queues: p.queues,
 			Dead: p.dead, DeadSeq: p.deadSeq, Gone: p.gone, GoneSeq: p.goneSeq}
 	}
 	for _, jid := range sortedKeys(t.jobs) {
@@ -98,7 +100,7 @@ func (t *tracker) save() (string, error) {
 			Enqueued: j.EnqueuedAt, EnqueuedNS: j.enqueued, Failed: j.FailedAt, FailedNS: j.failed,
 			RetryFalse: j.RetryFalse, Error: j.Error,
 			Key: j.Fields.Key, Entity: j.Fields.Entity, Attrs: j.Fields.Attrs,
-			At: tj.at, Proc: tj.proc, Beat: tj.beat, QueuedAt: tj.queuedAt, AfterRetry: tj.afterRetry,
+			At: tj.at, Proc: tj.proc, Beat: tj.beat, QueuedAt: tj.queuedAt, SeenAt: tj.seenAt, AfterRetry: tj.afterRetry,
 			LeftSeq: tj.leftSeq, UnexplainedAt: tj.unexplainedAt, RetryScore: tj.retryScore, CountedF: tj.countedF,
 		}
 		if j.HasRetryCount {
@@ -148,7 +150,7 @@ func (t *tracker) load(text string) error {
 		t.atCur[h] = true
 	}
 	for id, p := range st.Procs {
-		t.procs[id] = &procState{beat: p.Beat, firstSeq: p.FirstSeq, beatSeq: p.BeatSeq, beatAt: p.BeatAt,
+		t.procs[id] = &procState{beat: p.Beat, firstSeq: p.FirstSeq, beatSeq: p.BeatSeq, beatAt: p.BeatAt, queues: p.Queues,
 			dead: p.Dead, deadSeq: p.DeadSeq, gone: p.Gone, goneSeq: p.GoneSeq}
 	}
 	for _, sj := range st.Jobs {
@@ -162,7 +164,7 @@ func (t *tracker) load(text string) error {
 			j.RetryCount, j.HasRetryCount = *sj.RetryCount, true
 		}
 		t.jobs[sj.JID] = &tracked{
-			j: j, at: sj.At, proc: sj.Proc, beat: sj.Beat, queuedAt: sj.QueuedAt, afterRetry: sj.AfterRetry,
+			j: j, at: sj.At, proc: sj.Proc, beat: sj.Beat, queuedAt: sj.QueuedAt, seenAt: sj.SeenAt, afterRetry: sj.AfterRetry,
 			leftSeq: sj.LeftSeq, unexplainedAt: sj.UnexplainedAt, retryScore: sj.RetryScore, countedF: sj.CountedF,
 			seen: st.Seq, emitted: map[string]bool{},
 		}

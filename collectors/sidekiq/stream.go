@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -359,11 +360,11 @@ func (r *StreamReader) event(id string, values map[string]any) (ev *twicetype.Ev
 	sp := spec{id: "sidekiq:" + j.JID + ":" + id, kind: kind, job: j, err: field(values, "error")}
 	sp.ts = idTime(id)
 	if s := field(values, "ts"); s != "" {
-		ms, err := strconv.ParseInt(s, 10, 64)
-		if err != nil || ms <= 0 {
-			return nil, false, fmt.Errorf("ts %q is not Unix milliseconds", s)
+		us, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || us <= 0 || us > math.MaxInt64/1000 {
+			return nil, false, fmt.Errorf("ts %q is not Unix microseconds", s)
 		}
-		sp.ts = ms * int64(time.Millisecond)
+		sp.ts = us * int64(time.Microsecond)
 	}
 	if s := field(values, "attempt"); s != "" && kind != twicetype.JobEnqueued && kind != twicetype.JobDiscarded {
 		a, err := strconv.ParseInt(s, 10, 64)

@@ -8,7 +8,7 @@ import (
 )
 
 func entry(n, e string, kv ...string) map[string]any {
-	m := map[string]any{"v": "1", "n": n, "e": e, "ts": "1796304809524",
+	m := map[string]any{"v": "1", "n": n, "e": e, "ts": "1796304809524123",
 		"job": `{"jid":"j1","class":"SendReceipt","queue":"mailers","args":[{"payment":"p-1"}]}`}
 	for i := 0; i+1 < len(kv); i += 2 {
 		m[kv[i]] = kv[i+1]
@@ -45,7 +45,7 @@ func TestStreamEntries(t *testing.T) {
 		if ev.Kind != wantKinds[i] || ev.JobID != "j1" || ev.JobType != "SendReceipt" || ev.Queue != "mailers" || ev.Key != "p-1" {
 			t.Errorf("entry %d: %+v", i, ev)
 		}
-		if ev.Time != 1796304809524000000 {
+		if ev.Time != 1796304809524123000 {
 			t.Errorf("entry %d: time %d, want the entry's ts", i, ev.Time)
 		}
 	}

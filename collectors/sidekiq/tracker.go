@@ -3,6 +3,7 @@ package sidekiq
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -46,6 +47,9 @@ type process struct {
 	Exists bool
 	// Beat is the hash's beat field as written.
 	Beat string
+	// Queues are the queues it fetches from (its info), nil when unknown:
+	// a job of another queue cannot have run on it.
+	Queues []string
 	// Work holds the payloads its work hash showed as running.
 	Work []work
 }
@@ -74,8 +78,8 @@ type tracked struct {
 	// process's beat then.
 	proc, beat string
 	// queuedAt is the last snapshot time it was seen in a queue: its run
-	// started after.
-	queuedAt int64
+	// started after. seenAt is the last snapshot time it was seen at all.
+	queuedAt, seenAt int64
 	// afterRetry: unplaced after leaving the retry set, so the run that
 	// follows has an enqueued_at twice never saw.
 	afterRetry bool
@@ -98,6 +102,7 @@ type procState struct {
 	firstSeq   uint64 // first snapshot it was in
 	beatSeq    uint64 // last snapshot its beat changed at
 	beatAt     int64  // snapshot time of that change
+	queues     []string
 	dead, gone bool
 	deadSeq    uint64 // the snapshot that found it dead
 	goneSeq    uint64 // the snapshot it was first missing from
@@ -274,6 +279,9 @@ func (t *tracker) observe(s *snapshot) ([]emission, []badPayload) {
 		if p.Beat != ps.beat {
 			ps.beat, ps.beatSeq, ps.beatAt = p.Beat, t.seq, s.Now
 		}
+		if p.Queues != nil {
+			ps.queues = p.Queues
+		}
 		if !ps.dead && (!p.Exists || s.Now-ps.beatAt > t.deadAfter) {
 			ps.dead, ps.deadSeq = true, t.seq
 		}
@@ -292,7 +300,7 @@ func (t *tracker) observe(s *snapshot) ([]emission, []badPayload) {
 	seenNow := map[string]bool{}
 	mark := func(tj *tracked, j *job) {
 		tj.j = j
-		tj.seen = t.seq
+		tj.seen, tj.seenAt = t.seq, s.Now
 		tj.unexplainedAt = t.unexplained()
 		seenNow[j.JID] = true
 	}
@@ -508,12 +516,14 @@ const (
 func (t *tracker) judgeUnplaced(tj *tracked) verdict {
 	for _, ps := range t.procs {
 		switch {
+		case ps.queues != nil && !slices.Contains(ps.queues, tj.j.Queue):
+			continue // it does not fetch from the job's queue
 		case ps.firstSeq > tj.leftSeq:
 			continue // it started after the job left
 		case ps.gone && !ps.dead && ps.goneSeq < tj.leftSeq:
 			continue // it had shut down before
-		case ps.dead && ps.deadSeq < tj.leftSeq-1:
-			continue // it was known dead before
+		case ps.dead && (ps.deadSeq < tj.leftSeq-1 || tj.seenAt-ps.beatAt > silentAfter):
+			continue // it was dead, silent for long, before the job left
 		case ps.beatSeq > tj.leftSeq:
 			// It beat after the job left: a run still going would have
 			// been in that heartbeat's work hash.
@@ -533,6 +543,11 @@ func (t *tracker) judgeUnplaced(tj *tracked) verdict {
 	}
 	return verdictSucceeded
 }
+
+// silentAfter: a process that later turns out dead, and had not beaten
+// for this long (two heartbeats) when a job was last seen waiting, was
+// already dead when the job left.
+const silentAfter = int64(10 * time.Second)
 
 // succeed emits the inferred success of a job's current run.
 func (t *tracker) succeed(tj *tracked, now int64, emit func(*tracked, spec, string)) {

@@ -282,3 +282,28 @@ func TestTrackerMissedRuns(t *testing.T) {
 	}
 	_ = time.Second
 }
+
+func TestTrackerDeadProcessThatCouldNotHaveRunIt(t *testing.T) {
+	t.Run("other queues", func(t *testing.T) {
+		tr := newTestTracker()
+		j := pj("u", "Export", 1099.5)
+		slow := at(1100).queue("default", j).proc("P", "p1")
+		slow.s.Processes = append(slow.s.Processes, process{Identity: "S", Exists: true, Beat: "s1", Queues: []string{"slow"}})
+		see(t, tr, slow)
+		s := at(1101).proc("P", "p1")
+		s.s.Processes = append(s.s.Processes, process{Identity: "S", Exists: true, Beat: "s1"})
+		see(t, tr, s)
+		// S never beats again; P does: S only fetches from slow.
+		want(t, "judged without S", see(t, tr, at(1106).proc("P", "p2").proc("S", "s1")), "job.succeeded 1 @1106")
+	})
+	t.Run("silent before", func(t *testing.T) {
+		tr := newTestTracker()
+		see(t, tr, at(1000).proc("P", "p0").proc("Q", "q1"))
+		j := pj("w", "Export", 1019.5)
+		// Q has not beaten for 20 s when the job is seen waiting.
+		see(t, tr, at(1020).queue("default", j).proc("P", "p1").proc("Q", "q1"))
+		see(t, tr, at(1021).proc("P", "p1").proc("Q", "q1"))
+		want(t, "P beat, Q not dead yet", see(t, tr, at(1025).proc("P", "p2").proc("Q", "q1")))
+		want(t, "Q declared dead", see(t, tr, at(1031).proc("P", "p3").proc("Q", "q1")), "job.succeeded 1 @1031")
+	})
+}

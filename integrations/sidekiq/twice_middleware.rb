@@ -26,8 +26,11 @@
 # script as the XADD, so twice sees exactly how many entries a trim took
 # from it; the job payload as Sidekiq stores it (without its backtrace),
 # for twice's key, entity and attrs paths; and ts, the event time in Unix
-# milliseconds. Publishing never fails a job: an error is logged and
-# counted in Twice::Sidekiq.errors.
+# microseconds, fine enough to order a run's own steps. Publishing never
+# fails a job: an error is logged and counted in Twice::Sidekiq.errors.
+#
+# While a job runs, Twice::Sidekiq.attempt is its run number: write it on
+# the effects the job reports to twice.
 require "json"
 require "sidekiq"
 
@@ -94,7 +97,7 @@ module Twice
       def publish(event, job, op: nil, ttl: @attempt_ttl, fields: {}, pool: nil)
         job = job.reject { |k, _| k == "error_backtrace" }
         argv = [@maxlen.to_s, op.to_s, ttl.to_s, first_attempt(job).to_s,
-          "v", "1", "e", event, "ts", (Time.now.to_f * 1000).round.to_s,
+          "v", "1", "e", event, "ts", (Time.now.to_r * 1_000_000).to_i.to_s,
           "jid", job["jid"].to_s, "job", JSON.generate(job)]
         fields.each { |k, v| argv << k.to_s << v.to_s }
         keys = [@stream, "#{@stream}:seq", "#{@stream}:attempt:#{job["jid"]}"]
@@ -128,6 +131,12 @@ module Twice
         max = retry_opt.is_a?(Integer) ? retry_opt : option(:max_retries, 25)
         count = job["retry_count"] ? job["retry_count"] + 1 : 0
         count < max
+      end
+
+      # attempt is the run number of the job running in this thread, nil
+      # outside a job.
+      def attempt
+        Thread.current[:twice_sidekiq_attempt]
       end
 
       def error_text(e)
@@ -183,7 +192,7 @@ module Twice
     # ServerMiddleware publishes started, then succeeded or failed.
     class ServerMiddleware
       def call(worker, job, _queue)
-        Twice::Sidekiq.publish("started", job, op: :start)
+        Thread.current[:twice_sidekiq_attempt] = Twice::Sidekiq.publish("started", job, op: :start)
         begin
           yield
         rescue Exception => e # rubocop:disable Lint/RescueException -- Sidekiq::Shutdown too
@@ -193,6 +202,8 @@ module Twice
           raise
         end
         Twice::Sidekiq.publish("succeeded", job, op: :end)
+      ensure
+        Thread.current[:twice_sidekiq_attempt] = nil
       end
     end
   end

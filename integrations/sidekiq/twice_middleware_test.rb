@@ -57,7 +57,7 @@ class TwiceMiddlewareTest < Minitest::Test
     assert_equal({"payment" => "p-1"}, e["job"]["args"][0])
     assert_equal "Charge", e["job"]["class"]
     assert_nil e["attempt"]
-    assert_in_delta Time.now.to_f * 1000, e["ts"].to_i, 60_000
+    assert_in_delta Time.now.to_f * 1_000_000, e["ts"].to_i, 60_000_000, "ts in Unix microseconds"
   end
 
   def test_runs_count_across_retries_and_forget_on_success
@@ -93,6 +93,13 @@ class TwiceMiddlewareTest < Minitest::Test
     job = {"jid" => "s1", "class" => "Charge", "queue" => "default", "args" => [1], "retry" => false}
     assert_raises(Sidekiq::Shutdown) { run_job(Charge, job) { raise Sidekiq::Shutdown } }
     assert_equal "1", entries.find { |e| e["e"] == "failed" }["retry"], "Sidekiq pushes an interrupted job back"
+  end
+
+  def test_attempt_seen_by_the_job
+    seen = nil
+    run_job(Charge, {"jid" => "t1", "class" => "Charge", "queue" => "default", "args" => [1], "retry_count" => 0}) { seen = Twice::Sidekiq.attempt }
+    assert_equal 2, seen
+    assert_nil Twice::Sidekiq.attempt, "the attempt outlives its job"
   end
 
   def test_attempt_floor_from_retry_count
