@@ -11,10 +11,20 @@ import (
 )
 
 // ConfigHash names what in a configuration shapes the detectors' state:
-// rules, detector settings, redaction and engine settings. A sidecar's
-// saved state is only restored under the same hash; sources, sinks and
-// intervals may change between runs.
+// rules, detector settings, redaction and engine settings (ConfigText).
+// A sidecar's saved state is restored as it is under the same hash, and
+// re-judged under another; sources, sinks and intervals may change
+// between runs.
 func ConfigHash(cfg *config.Config) string {
+	sum := sha256.Sum256([]byte(ConfigText(cfg)))
+	return hex.EncodeToString(sum[:12])
+}
+
+// ConfigText describes, one line each, what ConfigHash covers: every
+// expect rule, the settings of every detector configured, redaction,
+// engine settings and state limits; so that a sidecar can say what
+// changed between runs.
+func ConfigText(cfg *config.Config) string {
 	var b strings.Builder
 	for _, r := range cfg.Expect {
 		tmpl := ""
@@ -35,6 +45,5 @@ func ConfigHash(cfg *config.Config) string {
 	fmt.Fprintf(&b, "engine %d %d %d\n", cfg.Engine.Lateness, cfg.Engine.ReorderBuffer, cfg.Engine.Horizon)
 	l := cfg.Watch.Limits
 	fmt.Fprintf(&b, "limits %d %d %d %d\n", l.MaxJobs, l.MaxEffectKeys, l.MaxEntities, l.MaxIdentities)
-	sum := sha256.Sum256([]byte(b.String()))
-	return hex.EncodeToString(sum[:12])
+	return b.String()
 }

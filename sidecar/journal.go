@@ -42,9 +42,27 @@ func compressChunk(b []byte) []byte { return s2.Encode(nil, b) }
 
 // replayChunk applies a compressed journal chunk to e.
 func replayChunk(e *engine.Engine, chunk []byte) (events int, err error) {
+	events, _, err = replayChunkCounted(e, chunk)
+	return events, err
+}
+
+// replayChunkCounted applies a compressed journal chunk to e and counts
+// its events and its records (events and malformed records).
+func replayChunkCounted(e *engine.Engine, chunk []byte) (events, records int, err error) {
+	err = walkChunk(chunk,
+		func(ev *twicetype.Event) { e.Add(ev); events++ },
+		func(m twicetype.Malformed) { _ = e.Malformed(m); records++ },
+		e.Advance)
+	return events, events + records, err
+}
+
+// walkChunk decodes a compressed journal chunk, calling onEvent (with a
+// new event each time), onMalformed and onAdvance (when not nil) for its
+// entries in order.
+func walkChunk(chunk []byte, onEvent func(*twicetype.Event), onMalformed func(twicetype.Malformed), onAdvance func(int64)) error {
 	raw, err := s2.Decode(nil, chunk)
 	if err != nil {
-		return 0, fmt.Errorf("journal chunk: %w", err)
+		return fmt.Errorf("journal chunk: %w", err)
 	}
 	r := codec.NewReader("journal", raw)
 	for r.Remaining() > 0 {
@@ -52,21 +70,20 @@ func replayChunk(e *engine.Engine, chunk []byte) (events int, err error) {
 		case entryEvent:
 			ev := new(twicetype.Event)
 			if err := codec.ReadEvent(r, ev); err != nil {
-				return events, err
+				return err
 			}
-			e.Add(ev)
-			events++
+			onEvent(ev)
 		case entryMalformed:
 			var m twicetype.Malformed
 			m.Source = r.String()
 			m.Line = r.Varint()
 			m.Reason = r.String()
 			if r.Err() == nil {
-				_ = e.Malformed(m)
+				onMalformed(m)
 			}
 		case entryAdvance:
-			if t := r.Varint(); r.Err() == nil {
-				e.Advance(t)
+			if t := r.Varint(); r.Err() == nil && onAdvance != nil {
+				onAdvance(t)
 			}
 		default:
 			if r.Err() == nil {
@@ -74,8 +91,8 @@ func replayChunk(e *engine.Engine, chunk []byte) (events int, err error) {
 			}
 		}
 		if err := r.Err(); err != nil {
-			return events, err
+			return err
 		}
 	}
-	return events, nil
+	return nil
 }
