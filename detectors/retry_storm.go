@@ -97,7 +97,8 @@ func (d *retryStorm) observe(s *Set, ev *twicetype.Event, r *refs) {
 		if ended && d.waiting[ws] == 0 {
 			return // a late start for windows already judged
 		}
-		j.storm = append(j.storm, stormStart{time: ev.Time, ord: r.ord, ref: s.ref(ev)})
+		l := j.lateOf()
+		l.storm = append(l.storm, stormStart{time: ev.Time, ord: r.ord, ref: s.ref(ev)})
 		d.waiting[ws]++
 		d.pend.push(stormPend{job: j, ord: r.ord, time: ev.Time})
 		return
@@ -155,7 +156,8 @@ func (d *retryStorm) place(s *Set, j *Job, n int) {
 	if q == "" {
 		q = noQueue
 	}
-	for _, x := range j.storm[:n] {
+	l := j.late
+	for _, x := range l.storm[:n] {
 		ws := d.windowStart(x.time)
 		d.add(q, ws, j, x.ord, x.ref)
 		if d.waiting[ws]--; d.waiting[ws] <= 0 {
@@ -163,16 +165,17 @@ func (d *retryStorm) place(s *Set, j *Job, n int) {
 			d.nextEnd = min(d.nextEnd, ws+int64(d.st.Window))
 		}
 	}
-	if n == len(j.storm) {
-		j.storm = nil
+	if n == len(l.storm) {
+		l.storm = nil
+		j.tidyLate()
 	} else {
-		j.storm = j.storm[n:]
+		l.storm = l.storm[n:]
 	}
 }
 
 func (d *retryStorm) releaseJob(s *Set, j *Job) {
-	if len(j.storm) > 0 {
-		d.place(s, j, len(j.storm))
+	if n := len(j.stormStarts()); n > 0 {
+		d.place(s, j, n)
 	}
 }
 
@@ -181,8 +184,8 @@ func (d *retryStorm) releaseJob(s *Set, j *Job) {
 func (d *retryStorm) advance(s *Set, t int64) {
 	for d.pend.len() > 0 && d.pend.peek().time < t-s.horizon {
 		x := d.pend.pop()
-		n := 0
-		for n < len(x.job.storm) && x.job.storm[n].ord <= x.ord {
+		n, st := 0, x.job.stormStarts()
+		for n < len(st) && st[n].ord <= x.ord {
 			n++
 		}
 		if n > 0 {
@@ -228,8 +231,8 @@ func sortStormKeys(ks []stormKey) {
 // and judges every window.
 func (d *retryStorm) finish(s *Set, _ int64, _ func(*Job)) {
 	for d.pend.len() > 0 {
-		if j := d.pend.pop().job; len(j.storm) > 0 {
-			d.place(s, j, len(j.storm))
+		if j := d.pend.pop().job; len(j.stormStarts()) > 0 {
+			d.place(s, j, len(j.stormStarts()))
 		}
 	}
 	keys := make([]stormKey, 0, len(d.windows))

@@ -348,8 +348,12 @@ func (e *setEncoder) jobRecord(j *Job, inMap bool) {
 	w.String(j.deadRef)
 	e.time(j.succTime)
 	w.String(j.succRef)
-	w.Len0(len(j.unlabelled), j.unlabelled == nil)
-	for _, k := range j.unlabelled {
+	var late jobLate
+	if j.late != nil {
+		late = *j.late
+	}
+	w.Len0(len(late.unlabelled), late.unlabelled == nil)
+	for _, k := range late.unlabelled {
 		w.Sym(k.detector)
 		w.String(k.raw)
 	}
@@ -370,8 +374,8 @@ func (e *setEncoder) jobRecord(j *Job, inMap bool) {
 	e.time(j.stale.enqTime)
 	w.String(j.stale.enqRef)
 	w.Varint(j.stale.enqSeq)
-	w.Len0(len(j.stale.held), j.stale.held == nil)
-	for _, h := range j.stale.held {
+	w.Len0(len(late.held), late.held == nil)
+	for _, h := range late.held {
 		w.Uvarint(h.ord)
 		e.time(h.time)
 		w.String(h.ref)
@@ -383,8 +387,8 @@ func (e *setEncoder) jobRecord(j *Job, inMap bool) {
 		w.String(h.enqRef)
 	}
 	// retry-storm
-	w.Len0(len(j.storm), j.storm == nil)
-	for _, x := range j.storm {
+	w.Len0(len(late.storm), late.storm == nil)
+	for _, x := range late.storm {
 		e.time(x.time)
 		w.Uvarint(x.ord)
 		w.String(x.ref)
@@ -876,13 +880,13 @@ func (d *setDecoder) derive() {
 			continue
 		}
 		if s.rs != nil {
-			for _, x := range j.storm {
+			for _, x := range j.stormStarts() {
 				storm = append(storm, stormPend{job: j, ord: x.ord, time: x.time})
 				s.rs.waiting[s.rs.windowStart(x.time)]++
 			}
 		}
 		if s.se != nil {
-			for _, h := range j.stale.held {
+			for _, h := range j.heldStarts() {
 				if h.check {
 					stale = append(stale, stormPend{job: j, ord: h.ord, time: h.time})
 				}
@@ -955,9 +959,10 @@ func (d *setDecoder) jobRecord(j *Job) {
 	j.succTime = d.time()
 	j.succRef = r.String()
 	if n, isNil := r.Len0(2); !isNil {
-		j.unlabelled = make([]liveKey, n)
-		for i := range j.unlabelled {
-			j.unlabelled[i] = liveKey{detector: r.Sym(), raw: r.String()}
+		l := j.lateOf()
+		l.unlabelled = make([]liveKey, n)
+		for i := range l.unlabelled {
+			l.unlabelled[i] = liveKey{detector: r.Sym(), raw: r.String()}
 		}
 	}
 	j.ebf.cur = r.Varint()
@@ -977,19 +982,21 @@ func (d *setDecoder) jobRecord(j *Job) {
 	j.stale.enqRef = r.String()
 	j.stale.enqSeq = r.Varint()
 	if n, isNil := r.Len0(8); !isNil {
-		j.stale.held = make([]heldStart, n)
-		for i := range j.stale.held {
+		l := j.lateOf()
+		l.held = make([]heldStart, n)
+		for i := range l.held {
 			h := heldStart{ord: r.Uvarint(), time: d.time(), ref: r.String(), attempt: r.Varint()}
 			fl := r.Byte()
 			h.hasAttempt, h.check, h.hasDelay = fl&1 != 0, fl&2 != 0, fl&4 != 0
 			h.enqSeq, h.delay, h.enqTime, h.enqRef = r.Varint(), r.Varint(), d.time(), r.String()
-			j.stale.held[i] = h
+			l.held[i] = h
 		}
 	}
 	if n, isNil := r.Len0(3); !isNil {
-		j.storm = make([]stormStart, n)
-		for i := range j.storm {
-			j.storm[i] = stormStart{time: d.time(), ord: r.Uvarint(), ref: r.String()}
+		l := j.lateOf()
+		l.storm = make([]stormStart, n)
+		for i := range l.storm {
+			l.storm[i] = stormStart{time: d.time(), ord: r.Uvarint(), ref: r.String()}
 		}
 	}
 	j.lost.gen = r.Uint32()

@@ -34,8 +34,8 @@ var snapCovered = map[reflect.Type]map[string]string{
 		"ID": "enc", "Type": "enc", "Queue": "enc", "Key": "enc", "Entity": "enc", "Attrs": "enc",
 		"started": "enc", "life": "enc", "rendered": "enc", "replays": "enc", "replayDead": "enc", "deadOrd": "enc",
 		"deadTime": "enc", "deadRef": "enc", "succeeded": "enc", "succTime": "enc", "succRef": "enc",
-		"open": "enc", "unlabelled": "enc",
-		"ebf": "enc", "stale": "enc", "lost": "enc", "miss": "enc", "storm": "enc",
+		"open": "enc", "late": "enc",
+		"ebf": "enc", "stale": "enc", "lost": "enc", "miss": "enc",
 	},
 	reflect.TypeFor[replay]():    {"deadOrd": "enc", "enqOrd": "enc"},
 	reflect.TypeFor[EffectKey](): {"Key": "enc", "effects": "enc", "life": "enc"},
@@ -60,8 +60,9 @@ var snapCovered = map[reflect.Type]map[string]string{
 	reflect.TypeFor[attemptRange]():   {"lo": "enc", "hi": "enc"},
 	reflect.TypeFor[attemptEffects](): {"attempt": "enc", "refs": "enc", "first": "enc"},
 	reflect.TypeFor[staleState](): {
-		"waiting": "enc", "enqTime": "enc", "enqRef": "enc", "hasEnqSeq": "enc", "enqSeq": "enc", "held": "enc",
+		"waiting": "enc", "enqTime": "enc", "enqRef": "enc", "hasEnqSeq": "enc", "enqSeq": "enc",
 	},
+	reflect.TypeFor[jobLate](): {"storm": "enc", "held": "enc", "unlabelled": "enc"},
 	reflect.TypeFor[heldStart](): {
 		"ord": "enc", "time": "enc", "ref": "enc", "attempt": "enc", "hasAttempt": "enc", "check": "enc",
 		"enqSeq": "enc", "hasDelay": "enc", "delay": "enc", "enqTime": "enc", "enqRef": "enc",
@@ -368,7 +369,7 @@ func snapShapes(s *Set, seen map[string]bool) {
 		if len(j.replays) > 0 {
 			seen["replay"] = true
 		}
-		if len(j.stale.held) > 0 {
+		if len(j.heldStarts()) > 0 {
 			seen["stale held"] = true
 		}
 	}

@@ -40,8 +40,6 @@ type staleState struct {
 	enqRef    string
 	hasEnqSeq bool
 	enqSeq    int64
-	// held are the starts whose findings wait for the job's entity.
-	held []heldStart
 }
 
 // heldStart is a start whose findings wait: check says it is to be
@@ -95,8 +93,9 @@ func (d *staleExecution) observe(s *Set, ev *twicetype.Event, r *refs) {
 			}
 		}
 		h.check, h.enqSeq = st.hasEnqSeq, st.enqSeq
-		if h.check && j.Entity == "" || len(st.held) > 0 {
-			st.held = append(st.held, h)
+		if h.check && j.Entity == "" || len(j.heldStarts()) > 0 {
+			l := j.lateOf()
+			l.held = append(l.held, h)
 			if h.check {
 				d.pend.push(stalePend{job: j, ord: r.ord, time: ev.Time})
 			}
@@ -154,7 +153,7 @@ func (d *staleExecution) seqRises(e *Entity, ord uint64) {
 func (d *staleExecution) pin() uint64 {
 	for d.pend.len() > 0 {
 		x := d.pend.peek()
-		if x.job.stale.holds(x.ord) {
+		if x.job.holds(x.ord) {
 			return x.ord
 		}
 		d.pend.pop()
@@ -164,16 +163,18 @@ func (d *staleExecution) pin() uint64 {
 
 // holds reports whether the start of order ord is still held: held starts
 // leave from the front, or all at once.
-func (st *staleState) holds(ord uint64) bool {
-	return len(st.held) > 0 && st.held[0].ord <= ord
+func (j *Job) holds(ord uint64) bool {
+	h := j.heldStarts()
+	return len(h) > 0 && h[0].ord <= ord
 }
 
 // entityLearned checks the held starts of j, whose entity just became
 // known, against the entity's seq as it was at each start.
 func (d *staleExecution) entityLearned(s *Set, j *Job) {
 	e := s.entities[j.Entity]
-	held := j.stale.held
-	j.stale.held = nil
+	held := j.heldStarts()
+	j.late.held = nil
+	j.tidyLate()
 	for i := range held {
 		hi, has := e.seqBefore(held[i].ord)
 		d.emit(s, j, &held[i], hi, has)
@@ -183,22 +184,23 @@ func (d *staleExecution) entityLearned(s *Set, j *Job) {
 // letGo emits the held starts up to ord, and those after it that check
 // nothing, without a seq check: their entity is not known.
 func (d *staleExecution) letGo(s *Set, j *Job, ord uint64) {
-	held := j.stale.held
+	held := j.heldStarts()
 	n := 0
 	for n < len(held) && (held[n].ord <= ord || !held[n].check) {
 		d.emit(s, j, &held[n], 0, false)
 		n++
 	}
 	if n == len(held) {
-		j.stale.held = nil
+		j.late.held = nil
+		j.tidyLate()
 	} else {
-		j.stale.held = held[n:]
+		j.late.held = held[n:]
 	}
 }
 
 func (d *staleExecution) releaseJob(s *Set, j *Job) {
-	if len(j.stale.held) > 0 {
-		d.letGo(s, j, j.stale.held[len(j.stale.held)-1].ord)
+	if h := j.heldStarts(); len(h) > 0 {
+		d.letGo(s, j, h[len(h)-1].ord)
 	}
 }
 
@@ -206,7 +208,7 @@ func (d *staleExecution) releaseJob(s *Set, j *Job) {
 func (d *staleExecution) advance(s *Set, t int64) {
 	for d.pend.len() > 0 && d.pend.peek().time < t-s.horizon {
 		x := d.pend.pop()
-		if x.job.stale.holds(x.ord) {
+		if x.job.holds(x.ord) {
 			d.letGo(s, x.job, x.ord)
 		}
 	}

@@ -48,18 +48,66 @@ type Job struct {
 	// open is set while the job's last job.* event was an enqueue, a
 	// start or a failure.
 	open bool
-	// unlabelled names the findings whose first job this is and that
-	// were made before its job_type or queue was known: when one becomes
-	// known they are relabelled, so that they show the job's first value
-	// whichever event carried it (spec §1). Nil for almost every job.
-	unlabelled []liveKey
+	// late holds what waits for a field of the job that has not arrived
+	// yet; nil for almost every job.
+	late *jobLate
 
 	ebf   ebfState
 	stale staleState
 	lost  lostState
 	miss  int // expectations not yet judged
-	// storm holds the job's starts that wait for its queue (retry-storm).
+}
+
+// jobLate is what a job keeps while a field it needs has not arrived:
+// rare, so it lives behind a pointer, allocated on first use and dropped
+// once empty.
+type jobLate struct {
+	// storm holds the starts that wait for the job's queue (retry-storm).
 	storm []stormStart
+	// held holds the starts whose findings wait for the job's entity
+	// (stale-execution).
+	held []heldStart
+	// unlabelled names the findings whose first job this is and that were
+	// made before its job_type or queue was known: when one becomes known
+	// they are relabelled, so that they show the job's first value
+	// whichever event carried it (spec §1).
+	unlabelled []liveKey
+}
+
+// lateOf returns j.late, allocating it.
+func (j *Job) lateOf() *jobLate {
+	if j.late == nil {
+		j.late = &jobLate{}
+	}
+	return j.late
+}
+
+// tidyLate drops j.late once nothing waits in it.
+func (j *Job) tidyLate() {
+	if l := j.late; l != nil && len(l.storm) == 0 && len(l.held) == 0 && len(l.unlabelled) == 0 {
+		j.late = nil
+	}
+}
+
+func (j *Job) stormStarts() []stormStart {
+	if j.late == nil {
+		return nil
+	}
+	return j.late.storm
+}
+
+func (j *Job) heldStarts() []heldStart {
+	if j.late == nil {
+		return nil
+	}
+	return j.late.held
+}
+
+func (j *Job) unlabelled() []liveKey {
+	if j.late == nil {
+		return nil
+	}
+	return j.late.unlabelled
 }
 
 type replay struct{ deadOrd, enqOrd uint64 }
@@ -514,17 +562,17 @@ func (s *Set) learned(j *Job, f fieldSet) {
 		s.render(j)
 	}
 	if f&learnedQueue != 0 {
-		if s.rs != nil && len(j.storm) > 0 {
-			s.rs.place(s, j, len(j.storm))
+		if n := len(j.stormStarts()); s.rs != nil && n > 0 {
+			s.rs.place(s, j, n)
 		}
 		if s.dl != nil {
 			s.dl.queueLearned(s, j)
 		}
 	}
-	if f&learnedEntity != 0 && s.se != nil && len(j.stale.held) > 0 {
+	if f&learnedEntity != 0 && s.se != nil && len(j.heldStarts()) > 0 {
 		s.se.entityLearned(s, j)
 	}
-	if len(j.unlabelled) > 0 && f&(learnedType|learnedQueue) != 0 {
+	if len(j.unlabelled()) > 0 && f&(learnedType|learnedQueue) != 0 {
 		s.relabel(j)
 	}
 }
@@ -552,8 +600,8 @@ func (s *Set) label(f *twicetype.Finding, j *Job, det, raw string) {
 		return
 	}
 	k := liveKey{det, raw}
-	if !slices.Contains(j.unlabelled, k) {
-		j.unlabelled = append(j.unlabelled, k)
+	if l := j.lateOf(); !slices.Contains(l.unlabelled, k) {
+		l.unlabelled = append(l.unlabelled, k)
 	}
 }
 
@@ -562,8 +610,9 @@ func (s *Set) label(f *twicetype.Finding, j *Job, det, raw string) {
 // without the type ("TYPE ID"), lost-job's details.queue.
 func (s *Set) relabel(j *Job) {
 	plain := "job " + s.show("job_id", j.ID)
-	keep := j.unlabelled[:0]
-	for _, k := range j.unlabelled {
+	l := j.late
+	keep := l.unlabelled[:0]
+	for _, k := range l.unlabelled {
 		if s.findings.dirty != nil {
 			s.findings.dirty[k] = struct{}{}
 		}
@@ -591,7 +640,8 @@ func (s *Set) relabel(j *Job) {
 	if len(keep) == 0 {
 		keep = nil
 	}
-	j.unlabelled = keep
+	l.unlabelled = keep
+	j.tidyLate()
 }
 
 // render recomputes the effect keys the rules render for j and keeps the
