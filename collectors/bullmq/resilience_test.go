@@ -1,0 +1,343 @@
+package bullmq
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/twicehq/twice/internal/promtext"
+	"github.com/twicehq/twice/internal/servicetest"
+	"github.com/twicehq/twice/sources"
+)
+
+// synth writes job lifecycles into a queue as BullMQ's scripts do (the
+// hash, then "added", "waiting", "active", "completed"), each entry at an
+// id of its own choosing: a write retried after Redis died is then either
+// already there (XADD refuses the id) or written once, never twice. It
+// makes exact counts possible where real workers would be timing-bound.
+type synth struct {
+	c      *redis.Client
+	prefix string
+	queue  string
+	next   uint64 // the next entry's milliseconds
+}
+
+func newSynth(t *testing.T, url, prefix, queue string) *synth {
+	t.Helper()
+	opt, err := redis.ParseURL(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt.MaxRetries = -1
+	c := redis.NewClient(opt)
+	t.Cleanup(func() { c.Close() })
+	return &synth{c: c, prefix: prefix, queue: queue, next: uint64(time.Now().UnixMilli())}
+}
+
+func (s *synth) key(k string) string { return s.prefix + ":" + s.queue + ":" + k }
+
+// job writes the whole life of job id (4 entries, 3 events).
+func (s *synth) job(ctx context.Context, id string, maxLen int64) error {
+	if err := s.c.HSet(ctx, s.key(id), "name", "Sync", "data", `{"k":"`+id+`"}`, "opts", "{}", "timestamp", s.next, "ats", 1).Err(); err != nil {
+		return err
+	}
+	for _, f := range [][]any{
+		{"event", "added", "jobId", id, "name", "Sync"},
+		{"event", "waiting", "jobId", id},
+		{"event", "active", "jobId", id, "prev", "waiting"},
+		{"event", "completed", "jobId", id, "returnvalue", "null", "prev", "active"},
+	} {
+		if err := s.entry(ctx, maxLen, f...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// entry adds one entry at the next id; maxLen > 0 trims the stream to
+// exactly that many entries.
+func (s *synth) entry(ctx context.Context, maxLen int64, fields ...any) error {
+	id := fmt.Sprintf("%d-0", s.next)
+	err := s.c.XAdd(ctx, &redis.XAddArgs{Stream: s.key("events"), ID: id, MaxLen: maxLen, Values: fields}).Err()
+	if err != nil && !strings.Contains(err.Error(), "equal or smaller") {
+		return err
+	}
+	s.next++
+	return nil
+}
+
+// pollAll polls st until a poll returns nothing, and returns the records.
+func pollAll(t *testing.T, st *Stream) []sources.Record {
+	t.Helper()
+	var out []sources.Record
+	for {
+		recs, err := st.Poll(context.Background(), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(recs) == 0 {
+			return out
+		}
+		out = append(out, recs...)
+	}
+}
+
+func countEvents(recs []sources.Record) (events int, lost []int64) {
+	for _, r := range recs {
+		if r.Event != nil {
+			events++
+		}
+		if r.Lost != nil {
+			lost = append(lost, r.Lost.Count)
+		}
+	}
+	return events, lost
+}
+
+// TestTrimmedStreamGaps trims a queue's stream (as maxLenEvents does)
+// while twice is not reading it: the entries lost are reported once, as a
+// gap with their exact count, never as findings; a restart at the
+// checkpointed position reports nothing again; an audit reports what was
+// trimmed before it first read the stream.
+func TestTrimmedStreamGaps(t *testing.T) {
+	space := servicetest.Redis(t)
+	s := newSynth(t, space.URL, space.Prefix, "sync")
+	ctx := context.Background()
+	for i := range 3 {
+		if err := s.job(ctx, fmt.Sprint(i), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := Config{Redis: space.URL, Prefix: space.Prefix, Queues: []string{"sync"}, Key: "data.k"}
+	st, err := NewStream("jobs", cfg, StreamOptions{Batch: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Start(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	defer st.Shutdown(ctx)
+	recs := pollAll(t, st)
+	if n, lost := countEvents(recs); n != 9 || len(lost) != 0 {
+		t.Fatalf("first read: %d events, gaps %v; want 9, none", n, lost)
+	}
+	last := recs[len(recs)-1].Position
+	if !strings.HasSuffix(string(last), "/12") {
+		t.Errorf("position %s does not count the 12 entries", last)
+	}
+
+	// 10 more jobs (40 entries), the stream trimmed to its last 20: 20 of
+	// the new entries are gone before twice read them.
+	for i := 3; i < 13; i++ {
+		if err := s.job(ctx, fmt.Sprint(i), 20); err != nil {
+			t.Fatal(err)
+		}
+	}
+	recs = pollAll(t, st)
+	n, lost := countEvents(recs)
+	if len(lost) != 1 || lost[0] != 20 || n != 15 {
+		t.Fatalf("after the trim: %d events, gaps %v; want 15 events (5 jobs), one gap of 20", n, lost)
+	}
+	if recs[0].Lost == nil || recs[0].Lost.Lane != "sync" || recs[0].Lost.Reason != "stream trimmed" || recs[0].Lost.Source != "jobs" {
+		t.Errorf("gap record %+v", recs[0])
+	}
+	if got := st.Stats()["sync"].Lost; got != 20 {
+		t.Errorf("Stats().Lost = %d", got)
+	}
+	if lag, _ := st.Lag(ctx); lag["sync"] != 0 {
+		t.Errorf("lag %v after reading everything", lag)
+	}
+
+	// A restart at the last position finds no new gap.
+	resume := map[string]sources.Position{"sync": recs[len(recs)-1].Position}
+	st2, _ := NewStream("jobs", cfg, StreamOptions{})
+	if err := st2.Start(ctx, resume); err != nil {
+		t.Fatal(err)
+	}
+	defer st2.Shutdown(ctx)
+	if err := s.job(ctx, "13", 20); err != nil {
+		t.Fatal(err)
+	}
+	if n, lost := countEvents(pollAll(t, st2)); n != 3 || len(lost) != 0 {
+		t.Errorf("after a restart: %d events, gaps %v; want 3, none", n, lost)
+	}
+
+	// An audit reads what the stream holds: 20 entries, the 36 before
+	// them trimmed before it first read the stream.
+	col, _ := NewCollector("jobs", cfg, "sync", CollectorOptions{Batch: 7})
+	if err := col.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer col.Shutdown(ctx)
+	var events int
+	var gaps []int64
+	for {
+		b, err := col.Next(ctx)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		events += len(b.Events)
+		for _, g := range b.Lost {
+			gaps = append(gaps, g.Count)
+		}
+	}
+	if events != 15 || len(gaps) != 1 || gaps[0] != 36 {
+		t.Errorf("audit: %d events, gaps %v; want 15, one of 36", events, gaps)
+	}
+}
+
+// TestAuditSince reads from a time on: the entries before it are not
+// read, and not reported as lost.
+func TestAuditSince(t *testing.T) {
+	space := servicetest.Redis(t)
+	s := newSynth(t, space.URL, space.Prefix, "sync")
+	ctx := context.Background()
+	for i := range 4 {
+		if err := s.job(ctx, fmt.Sprint(i), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	since := time.UnixMilli(int64(s.next - 8)) // the last two jobs
+	col, _ := NewCollector("jobs", Config{Redis: space.URL, Prefix: space.Prefix}, "sync", CollectorOptions{Since: since})
+	if err := col.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer col.Shutdown(ctx)
+	var got []string
+	for {
+		b, err := col.Next(ctx)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(b.Lost) > 0 {
+			t.Errorf("gaps %v", b.Lost)
+		}
+		for _, e := range b.Events {
+			got = append(got, e.Kind.String()+" "+e.JobID)
+		}
+	}
+	want := "job.enqueued 2,job.started 2,job.succeeded 2,job.enqueued 3,job.started 3,job.succeeded 3"
+	if strings.Join(got, ",") != want {
+		t.Errorf("events %v\nwant %s", got, want)
+	}
+}
+
+// TestWatchSurvivesRedisRestart kills Redis (SIGKILL) while twice watch
+// follows a queue being written, and starts it again: the watch reports
+// the source down on /readyz, reconnects with backoff and jitter, resumes
+// at its position, and ends with every event counted once — the same
+// count as twice audit of the stream afterwards.
+func TestWatchSurvivesRedisRestart(t *testing.T) {
+	srv := servicetest.NewRedisServer(t)
+	bin := buildTwice(t)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "twice.yaml")
+	body := fmt.Sprintf(`sources:
+  - name: queue
+    type: bullmq
+    redis: %s
+    queues: [sync]
+    key: data.k
+watch:
+  state_dir: %s
+  listen: 127.0.0.1:0
+  checkpoint_interval: 200ms
+`, srv.URL(), filepath.Join(dir, "state"))
+	if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const jobs = 600
+	s := newSynth(t, srv.URL(), "bull", "sync")
+	// The producer retries every write until Redis takes it.
+	produced := make(chan error, 1)
+	go func() {
+		ctx := context.Background()
+		deadline := time.Now().Add(waitLimit)
+		for i := range jobs {
+			for {
+				err := s.job(ctx, fmt.Sprint(i), 0)
+				if err == nil {
+					break
+				}
+				if time.Now().After(deadline) {
+					produced <- err
+					return
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			if i%50 == 49 {
+				time.Sleep(50 * time.Millisecond)
+			}
+		}
+		produced <- nil
+	}()
+
+	w := startWatch(t, bin, cfg, filepath.Join(dir, "watch.log"))
+	w.waitFor(t, "a third of the events", func() bool {
+		return promtext.Sums(w.addr)["twice_events_total"] >= jobs
+	})
+	srv.Kill()
+	w.waitFor(t, "/readyz to report the source down", func() bool {
+		code, body := get(w.addr, "/readyz")
+		return code == http.StatusServiceUnavailable && strings.Contains(body, "queue")
+	})
+	srv.Start()
+	if err := <-produced; err != nil {
+		t.Fatalf("producer: %v", err)
+	}
+	w.waitFor(t, "every event", func() bool {
+		return w.findings(t).Summary.Events >= 3*jobs
+	})
+	w.waitFor(t, "/readyz to report ready", func() bool {
+		code, _ := get(w.addr, "/readyz")
+		return code == http.StatusOK
+	})
+	m := promtext.Sums(w.addr)
+	page := w.findings(t)
+	if page.Summary.Events != 3*jobs || page.Summary.RepeatedIDs != 0 || page.Summary.Malformed != 0 {
+		t.Errorf("watch summary %+v, want %d events, none repeated", page.Summary, 3*jobs)
+	}
+	if m["twice_source_retries_total"] < 1 {
+		t.Errorf("twice_source_retries_total = %v: the outage was not seen", m["twice_source_retries_total"])
+	}
+	if m["twice_consumer_lag"] != 0 {
+		t.Errorf("twice_consumer_lag = %v after reading everything", m["twice_consumer_lag"])
+	}
+	w.stop(t)
+
+	out := filepath.Join(dir, "audit.json")
+	cmd := exec.Command(bin, "audit", "--config", cfg, "--format", "json", "-o", out)
+	if msg, err := cmd.CombinedOutput(); err != nil && cmd.ProcessState.ExitCode() != 1 {
+		t.Fatalf("twice audit: %v\n%s", err, msg)
+	}
+	var rep report
+	readJSON(t, out, &rep)
+	if rep.Summary.Events != 3*jobs {
+		t.Errorf("audit: %d events, want %d", rep.Summary.Events, 3*jobs)
+	}
+}
+
+func get(addr, path string) (int, string) {
+	resp, err := http.Get("http://" + addr + path)
+	if err != nil {
+		return 0, ""
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
