@@ -19,10 +19,11 @@ import (
 	"github.com/twicehq/twice/audit"
 	"github.com/twicehq/twice/collectors"
 	"github.com/twicehq/twice/collectors/file"
-	"github.com/twicehq/twice/collectors/kafka"
 	"github.com/twicehq/twice/config"
 	"github.com/twicehq/twice/engine"
 	"github.com/twicehq/twice/reports"
+	"github.com/twicehq/twice/sources"
+	"github.com/twicehq/twice/sources/builtin"
 	"github.com/twicehq/twice/storage/clickhouse"
 	"github.com/twicehq/twice/twicetype"
 )
@@ -141,7 +142,7 @@ func runAudit(cmd *cobra.Command, e env, f auditFlags, args []string) error {
 	if err != nil {
 		return err
 	}
-	if len(in.paths) == 0 && len(in.kafka) == 0 {
+	if len(in.paths) == 0 && len(in.taps) == 0 {
 		return usageErr("no input: name files (or - for stdin), or sources in twice.yaml")
 	}
 	if !since.IsZero() && len(in.paths) > 0 {
@@ -159,16 +160,20 @@ func runAudit(cmd *cobra.Command, e env, f auditFlags, args []string) error {
 	if stdinUses > 1 {
 		return usageErr("stdin (-) can be read only once")
 	}
-	for _, src := range in.kafka {
-		tps, err := kafka.Partitions(cmd.Context(), src.Kafka.Brokers, src.Kafka.Topics)
+	// Sources of other types than file are read by their taps, from
+	// the start (or --since) to what they hold now (package sources).
+	lost := &sources.Coverage{}
+	for _, src := range in.taps {
+		tcols, err := builtin.Registry().NewCollectors(cmd.Context(), src, sources.CollectOptions{
+			Since: since, Stdin: e.stdin, DeadLetterMaxBytes: cfg.Watch.DeadLetterMaxBytes, Coverage: lost})
 		if err != nil {
-			return inputErr(fmt.Errorf("source %s: %w", src.Name, err))
+			var nh *sources.NoHistoryError
+			if errors.As(err, &nh) {
+				return usageErr("%v", err)
+			}
+			return inputErr(err)
 		}
-		kcols, _, err := kafka.NewRangeCollectors(src, tps, kafka.RangeOptions{From: since, DeadLetterMaxBytes: cfg.Watch.DeadLetterMaxBytes})
-		if err != nil {
-			return usageErr("source %s: %v", src.Name, err)
-		}
-		for _, c := range kcols {
+		for _, c := range tcols {
 			cols = append(cols, secs.tee(c))
 		}
 	}
@@ -254,6 +259,7 @@ func runAudit(cmd *cobra.Command, e env, f auditFlags, args []string) error {
 		fmt.Fprintf(e.stderr, "twice: %d more malformed lines not shown (see the report)\n", printed-maxMalformedPrinted)
 	}
 	rep.Summary.Warnings = append(rep.Summary.Warnings, coverageWarnings(cfg, &rep.Summary, secs)...)
+	rep.Summary.Warnings = append(rep.Summary.Warnings, lost.Warnings()...)
 	if err := cmd.Context().Err(); err != nil {
 		// Interrupted while finishing: no report rather than one of a
 		// part of the input.
@@ -268,7 +274,8 @@ func runAudit(cmd *cobra.Command, e env, f auditFlags, args []string) error {
 // inputs are what an audit reads.
 type inputs struct {
 	paths []string
-	kafka []config.Source
+	// taps are the sources of types other than file.
+	taps []config.Source
 	// names name the inputs in the report.
 	names []string
 }
@@ -282,8 +289,8 @@ type inputs struct {
 func auditInputs(cfg *config.Config, args []string) (inputs, error) {
 	var in inputs
 	add := func(s config.Source) error {
-		if s.Type == config.SourceKafka {
-			in.kafka = append(in.kafka, s)
+		if s.Type != config.SourceFile {
+			in.taps = append(in.taps, s)
 			in.names = append(in.names, s.Name)
 			return nil
 		}
@@ -377,7 +384,7 @@ func loadConfig(f auditFlags) (*config.Config, error) {
 	}
 	if f.config != "" {
 		var err error
-		if cfg, err = config.Load(f.config); err != nil {
+		if cfg, err = config.LoadWith(f.config, config.Options{Sources: builtin.Registry()}); err != nil {
 			return nil, usageErr("%v", err)
 		}
 	}
