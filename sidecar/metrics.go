@@ -26,6 +26,14 @@ type metrics struct {
 	stored        prometheus.Counter
 	storeErrors   prometheus.Counter
 	storeDropped  prometheus.Counter
+
+	// What the state holds, and what the last start restored: a restart
+	// after a crash says which path it took (tests drive kills by these).
+	snapshots          prometheus.Counter
+	journalCheckpoints prometheus.Gauge
+	restoredSnapshot   prometheus.Gauge
+	restoredJournal    prometheus.Gauge
+	restoredUnpub      *prometheus.GaugeVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -89,11 +97,53 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		storeDropped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "twice_store_dropped_total", Help: "Events dropped after the event store failed for longer than a million events.",
 		}),
+		snapshots: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "twice_snapshots_total", Help: "Snapshots committed; each replaces the journal.",
+		}),
+		journalCheckpoints: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "twice_journal_checkpoints", Help: "Checkpoints committed with a journal since the last snapshot: what a restart replays on top of it.",
+		}),
+		restoredSnapshot: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "twice_restored_snapshot", Help: "1 when this run started from a snapshot, 0 when from the journal alone or afresh.",
+		}),
+		restoredJournal: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "twice_restored_journal_checkpoints", Help: "Journal checkpoints this run replayed when it started.",
+		}),
+		restoredUnpub: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "twice_restored_unpublished_revisions", Help: "Revisions the run before committed but did not record as published to the sink; this run published them at start (skipping those the sink held).",
+		}, []string{"sink"}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.events, m.malformed, m.repeated, m.late, m.redelivered, m.findings,
 			m.revisions, m.lag, m.watermarkLag, m.stateRecords, m.evicted, m.checkpointDur,
-			m.snapshotDur, m.journalBytes, m.checkpoints, m.publishErrors, m.stored, m.storeErrors, m.storeDropped)
+			m.snapshotDur, m.journalBytes, m.checkpoints, m.publishErrors, m.stored, m.storeErrors, m.storeDropped,
+			m.snapshots, m.journalCheckpoints, m.restoredSnapshot, m.restoredJournal, m.restoredUnpub)
 	}
 	return m
+}
+
+// restored records what a start restored: the snapshot of meta (if any),
+// the journal checkpoints replayed after it and, per sink, the revisions
+// committed that the sink is not recorded to hold.
+func (m *metrics) restored(mt *meta, journalCheckpoints int) {
+	if mt.Snapshot != "" {
+		m.restoredSnapshot.Set(1)
+	}
+	m.restoredJournal.Set(float64(journalCheckpoints))
+	m.journalCheckpoints.Set(float64(journalCheckpoints))
+	for sink, published := range mt.Published {
+		m.restoredUnpub.WithLabelValues(sink).Set(float64(mt.NextSeq - 1 - published))
+	}
+}
+
+// committed records a checkpoint committed: a snapshot, or one with a
+// journal chunk, or neither (nothing taken since the last).
+func (m *metrics) committed(snapshot, journal bool) {
+	switch {
+	case snapshot:
+		m.snapshots.Inc()
+		m.journalCheckpoints.Set(0)
+	case journal:
+		m.journalCheckpoints.Inc()
+	}
 }

@@ -302,10 +302,12 @@ func (w *Watcher) restore(ctx context.Context) error {
 		w.eng = engine.New(w.opts.Engine)
 	}
 	w.removeStaleSnapshots()
-	replayed := 0
+	replayed, chunks := 0, 0
 	err = st.journal(func(chunk []byte) error {
 		n, err := replayChunk(w.eng, chunk)
 		replayed += n
+		chunks++
+		w.m.journalBytes.Add(float64(len(chunk)))
 		return err
 	})
 	if err != nil {
@@ -318,6 +320,7 @@ func (w *Watcher) restore(ctx context.Context) error {
 		w.maxTaken = wm
 	}
 	w.opts.Logf("restored: snapshot %q, %d journal events, %d checkpoints so far", m.Snapshot, replayed, m.Checkpoints)
+	w.m.restored(m, chunks)
 	if w.saved, err = st.findings(); err != nil {
 		return err
 	}
@@ -676,6 +679,7 @@ func (w *Watcher) checkpoint(ctx context.Context, snapshot bool) error {
 	if err := w.st.commit(c); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
+	w.m.committed(snapshot, c.journal != nil)
 	if snapshot && oldSnap != "" && oldSnap != m.Snapshot {
 		os.Remove(filepath.Join(w.opts.StateDir, oldSnap))
 	}

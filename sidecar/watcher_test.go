@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/twicehq/twice/audit"
 	"github.com/twicehq/twice/config"
 	"github.com/twicehq/twice/engine"
@@ -276,7 +278,8 @@ func TestIdleAdvanceFiresDeadlines(t *testing.T) {
 		s.write("t/0", twicetype.Event{ID: "a", Identity: 1, Time: clock.Now().UnixNano(),
 			Kind: twicetype.JobEnqueued, JobID: "j-1", Queue: "mail"})
 		wo := watchOptions(t.TempDir(), engine.Options{ConfigHash: "x"}, s)
-		wo.Now, wo.IdleAdvance = clock.Now, advance
+		reg := prometheus.NewRegistry()
+		wo.Now, wo.IdleAdvance, wo.Registry = clock.Now, advance, reg
 		w := New(wo)
 		if err := w.Start(context.Background()); err != nil {
 			t.Fatal(err)
@@ -290,10 +293,12 @@ func TestIdleAdvanceFiresDeadlines(t *testing.T) {
 			}
 			return false
 		}
-		for i := 0; i < 30 && !lost(); i++ {
-			clock.add(5 * time.Minute) // two and a half hours in all
-			time.Sleep(20 * time.Millisecond)
-		}
+		// The clock stood still, so no checkpoint was due; it jumps two
+		// and a half hours, and the first checkpoint after that comes
+		// in the flush that advanced event time (or not) and looked at
+		// the findings.
+		clock.add(150 * time.Minute)
+		waitUntil(t, "a checkpoint", func() bool { return metricSum(t, reg, "twice_checkpoints_total") >= 1 })
 		if got := lost(); got != advance {
 			t.Errorf("idle advance %v: lost-job reported = %v", advance, got)
 		}
