@@ -7,14 +7,12 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -22,7 +20,6 @@ import (
 
 	"github.com/twicehq/twice/internal/eventstest"
 	"github.com/twicehq/twice/internal/kafkaprod"
-	"github.com/twicehq/twice/internal/promtext"
 	"github.com/twicehq/twice/internal/servicetest"
 )
 
@@ -102,67 +99,95 @@ func lastTime(t *testing.T, msgs []kafkaprod.Message) time.Time {
 	return last
 }
 
-type watchProc struct {
-	cmd    *exec.Cmd
-	stderr *os.File
+// phase is a moment of the watch's life a kill must land in, at least
+// once a run: each is made to happen (by the configuration of the run that
+// is killed, or by what the test does to it) and seen to happen in what
+// the watch reports, then the kill comes at a random moment within it; the
+// next start says, in its metrics, what it restored from, which must be
+// what the phase leads to.
+type phase int
+
+const (
+	// phaseJournalOnly kills the first run, which never snapshots, after a
+	// checkpoint: the next start replays a journal on an empty state.
+	phaseJournalOnly phase = iota
+	// phaseSnapshot kills a run that snapshots at every checkpoint, after
+	// the first: the next start restores a snapshot and no journal.
+	phaseSnapshot
+	// phaseJournal kills a run that never snapshots, started from a
+	// snapshot, after a checkpoint: the next start restores the snapshot
+	// and replays the checkpoints after it.
+	phaseJournal
+	// phasePublish kills a run while the findings topic refuses every
+	// revision (max.message.bytes below any): revisions are committed in
+	// the outbox and not published. The next start publishes them.
+	phasePublish
+	// phaseAnytime kills a run with the main configuration at a random
+	// moment within 2s of its start being seen: mid-checkpoint,
+	// mid-snapshot, mid-publish, as it falls.
+	phaseAnytime
+)
+
+func (ph phase) String() string {
+	return [...]string{"journal-only", "snapshot", "journal", "publish", "anytime"}[ph]
 }
 
-func startWatch(t *testing.T, bin, cfg, logPath string) *watchProc {
-	t.Helper()
-	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "watch", "--config", cfg)
-	cmd.Stdout, cmd.Stderr = io.Discard, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	return &watchProc{cmd: cmd, stderr: logf}
-}
-
-func (p *watchProc) kill(t *testing.T) {
-	t.Helper()
-	_ = p.cmd.Process.Signal(syscall.SIGKILL)
-	_ = p.cmd.Wait()
-	p.stderr.Close()
-}
-
-// stop sends SIGTERM and requires a clean exit within 10s.
-func (p *watchProc) stop(t *testing.T) {
-	t.Helper()
-	start := time.Now()
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan error, 1)
-	go func() { done <- p.cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("twice watch after SIGTERM: %v", err)
+// checkRestored says what is wrong with what a start restored after a
+// kill in ph; "" when it is what ph leads to.
+func (ph phase) checkRestored(m map[string]float64) string {
+	snap, journal := m["twice_restored_snapshot"], m["twice_restored_journal_checkpoints"]
+	switch ph {
+	case phaseJournalOnly:
+		if snap != 0 || journal < 1 {
+			return fmt.Sprintf("restored snapshot=%v journal checkpoints=%v; want the journal alone", snap, journal)
 		}
-		t.Logf("SIGTERM to exit: %v", time.Since(start).Round(time.Millisecond))
-	case <-time.After(10 * time.Second):
-		_ = p.cmd.Process.Kill()
-		t.Fatal("twice watch did not exit within 10s of SIGTERM")
+	case phaseSnapshot:
+		if snap != 1 || journal != 0 {
+			return fmt.Sprintf("restored snapshot=%v journal checkpoints=%v; want a snapshot alone", snap, journal)
+		}
+	case phaseJournal:
+		if snap != 1 || journal < 1 {
+			return fmt.Sprintf("restored snapshot=%v journal checkpoints=%v; want a snapshot and a journal after it", snap, journal)
+		}
+	case phasePublish:
+		if m["twice_restored_unpublished_revisions"] < 1 {
+			return "found no committed revision left to publish"
+		}
 	}
-	p.stderr.Close()
+	return ""
 }
+
+var killSeed = flag.Uint64("kill-seed", 0, "seed of the kill moments (0: from the clock); the test logs the one it used")
 
 // TestCrashRestartFindingsExactlyOnce produces a stream of events with
-// every fault at a steady rate while twice watch is SIGKILLed at random
-// moments and restarted; at the end, the findings it published — the
-// file and the Kafka topic, taken as they are, with no deduplication —
-// hold each revision once, and their last revisions equal the findings of
-// twice audit over the same topic.
+// every fault while twice watch is SIGKILLed and restarted, once in each
+// phase (journal alone, snapshot alone, snapshot and journal, revisions
+// committed and not published, anywhere), at a random moment within it;
+// at the end, the findings it published — the file and the Kafka topic,
+// taken as they are, with no deduplication — hold each revision once, and
+// their last revisions equal the findings of twice audit over the same
+// topic, and of the audit of the events the watch stored in ClickHouse.
 func TestCrashRestartFindingsExactlyOnce(t *testing.T) {
 	brokers := servicetest.KafkaBrokers(t)
-	events, kills, rate := 12_000, 4, 4000
+	events, rate := 12_000, 4000
+	plan := []phase{phaseJournalOnly, phaseSnapshot, phaseJournal, phasePublish, phaseAnytime}
 	if *soak {
-		events, kills, rate = 200_000, 25, 8000
+		events, rate = 200_000, 8000
+		for i := 0; i < 5; i++ {
+			plan = append(plan, phaseSnapshot, phaseJournal, phasePublish, phaseAnytime)
+		}
 	}
+	seed := *killSeed
+	if seed == 0 {
+		seed = uint64(time.Now().UnixNano())
+	}
+	t.Logf("kill seed %d (-args -kill-seed %d replays the kill moments)", seed, seed)
+	rng := rand.New(rand.NewPCG(seed, 1))
+
 	bin := buildTwice(t)
 	dir := t.TempDir()
-	topic := servicetest.KafkaTopic(t, brokers, 6)
+	const partitions = 6
+	topic := servicetest.KafkaTopic(t, brokers, partitions)
 	outTopic := servicetest.KafkaTopic(t, brokers, 3)
 	group := servicetest.KafkaGroup(t)
 	store := servicetest.ClickHouseDatabase(t, servicetest.ClickHouseDSN(t, "native"))
@@ -171,12 +196,16 @@ func TestCrashRestartFindingsExactlyOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	msgs = append(msgs, endMarkers(lastTime(t, msgs), 6)...)
+	msgs = append(msgs, endMarkers(lastTime(t, msgs), partitions)...)
 
-	addr := fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(20000))
 	findingsFile := filepath.Join(dir, "findings.jsonl")
-	cfgPath := filepath.Join(dir, "twice.yaml")
-	cfg := genCfg + fmt.Sprintf(`
+	// One configuration but for the snapshot interval: the main one (also
+	// audited), one that never snapshots and one that snapshots at every
+	// checkpoint. The interval is not part of the state's configuration:
+	// a run may restore what a run with another one wrote.
+	config := func(name, snapshotInterval string) string {
+		path := filepath.Join(dir, name)
+		cfg := genCfg + fmt.Sprintf(`
 sources:
   - name: events
     type: kafka
@@ -187,101 +216,191 @@ engine:
   lateness: 10m
 watch:
   state_dir: %s
-  listen: %s
+  listen: 127.0.0.1:0
   checkpoint_interval: 300ms
-  snapshot_interval: 700ms      # so that restarts restore snapshots and journals both
+  snapshot_interval: %s
   idle_advance: false          # the events are history, not live
   store: %s
   findings:
     - {type: file, path: %s}
     - {type: kafka, brokers: [%s], topic: %s}
-`, strings.Join(brokers, ", "), topic, group, filepath.Join(dir, "state"), addr, store, findingsFile, strings.Join(brokers, ", "), outTopic)
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
+`, strings.Join(brokers, ", "), topic, group, filepath.Join(dir, "state"), snapshotInterval, store, findingsFile, strings.Join(brokers, ", "), outTopic)
+		if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	cfgPath := config("twice.yaml", "700ms")
+	configOf := map[phase]string{
+		phaseJournalOnly: config("never-snapshot.yaml", "1000h"),
+		phaseJournal:     config("never-snapshot.yaml", "1000h"),
+		phaseSnapshot:    config("always-snapshot.yaml", "300ms"),
+		phasePublish:     cfgPath,
+		phaseAnytime:     cfgPath,
 	}
 
-	// The producer writes at a steady rate while the watch is killed.
+	// Two thirds of the events go at a steady rate while the watch is
+	// killed; the rest when a phase needs events and the watch has read
+	// all there were, then all at the end.
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	produced := make(chan error, 1)
-	go func() {
-		const chunk = 400
-		tick := time.NewTicker(time.Duration(float64(time.Second) * chunk / float64(rate)))
-		defer tick.Stop()
-		for i := 0; i < len(msgs); i += chunk {
-			if err := kafkaprod.Produce(ctx, brokers, topic, msgs[i:min(i+chunk, len(msgs))]); err != nil {
-				produced <- err
-				return
-			}
-			select {
-			case <-tick.C:
-			case <-ctx.Done():
-				produced <- ctx.Err()
-				return
-			}
-		}
-		produced <- nil
-	}()
+	const chunk = 400
+	fd := &feed{brokers: brokers, topic: topic, msgs: msgs}
+	steadyCtx, stopSteady := context.WithCancel(ctx)
+	steadyDone := make(chan error, 1)
+	go func() { steadyDone <- fd.steady(steadyCtx, chunk, rate, events*2/3) }()
 
-	logPath := filepath.Join(dir, "watch.log")
+	var logs []string
 	defer func() {
 		if t.Failed() {
-			log, _ := os.ReadFile(logPath)
-			var keep []string
-			for _, l := range strings.Split(string(log), "\n") {
-				if !strings.Contains(l, "Request Timed Out") {
-					keep = append(keep, l)
+			for _, path := range logs[max(0, len(logs)-3):] {
+				log, _ := os.ReadFile(path)
+				var keep []string
+				for _, l := range strings.Split(string(log), "\n") {
+					if !strings.Contains(l, "Request Timed Out") {
+						keep = append(keep, l)
+					}
 				}
+				t.Logf("%s:\n%s", filepath.Base(path), tail(strings.Join(keep, "\n"), 4000))
 			}
-			t.Logf("watch log:\n%s", tail(strings.Join(keep, "\n"), 6000))
 		}
 	}()
-	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
-	for k := 0; k < kills; k++ {
-		p := startWatch(t, bin, cfgPath, logPath)
-		time.Sleep(time.Duration(300+rng.IntN(1500)) * time.Millisecond)
-		p.kill(t)
+	start := func(cfg string) *watchProc {
+		path := filepath.Join(dir, fmt.Sprintf("watch-%d.log", len(logs)+1))
+		logs = append(logs, path)
+		p := startWatch(t, bin, cfg, path)
+		p.waitFor(t, "/readyz 200", p.ready)
+		return p
 	}
-	if err := <-produced; err != nil {
+	// until waits for cond on the metrics of p; when needEvents and the
+	// watch has read every message produced and checkpointed twice since
+	// the last nudge, it produces another chunk.
+	until := func(p *watchProc, what string, needEvents bool, cond func(map[string]float64) bool) {
+		t.Helper()
+		nudgedAt := -1.0
+		p.waitFor(t, what, func() bool {
+			m := p.metrics()
+			if m == nil {
+				return false
+			}
+			if cond(m) {
+				return true
+			}
+			if lag, ok := m["twice_consumer_lag"]; needEvents && ok && lag == 0 && m["twice_checkpoints_total"] >= nudgedAt+2 {
+				n, err := fd.produce(ctx, chunk)
+				if err != nil {
+					t.Fatalf("producer: %v", err)
+				}
+				if n == 0 {
+					t.Fatalf("no event left to produce while waiting for %s", what)
+				}
+				nudgedAt = m["twice_checkpoints_total"]
+			}
+			return false
+		})
+	}
+
+	var (
+		prev   phase
+		killed bool
+		report []string
+	)
+	// checkPrev checks what p restored after the last kill.
+	checkPrev := func(p *watchProc) {
+		t.Helper()
+		if !killed {
+			return
+		}
+		m := p.metrics()
+		if msg := prev.checkRestored(m); msg != "" {
+			t.Fatalf("after the kill in phase %s, the next start %s", prev, msg)
+		}
+		report = append(report, fmt.Sprintf("%s→snapshot=%v,journal=%v,unpublished=%v", prev,
+			m["twice_restored_snapshot"], m["twice_restored_journal_checkpoints"], m["twice_restored_unpublished_revisions"]))
+	}
+	for k, ph := range plan {
+		p := start(configOf[ph])
+		checkPrev(p)
+		var delay time.Duration
+		switch ph {
+		case phaseJournalOnly, phaseJournal:
+			until(p, "a journal checkpoint", true, func(m map[string]float64) bool {
+				return m["twice_journal_checkpoints"] >= 1
+			})
+			delay = time.Duration(rng.Int64N(int64(time.Second)))
+		case phaseSnapshot:
+			until(p, "a snapshot", false, func(m map[string]float64) bool {
+				return m["twice_snapshots_total"] >= 1
+			})
+			delay = time.Duration(rng.Int64N(int64(time.Second)))
+		case phasePublish:
+			setTopicMaxMessageBytes(t, brokers, outTopic, "64")
+			until(p, "a revision the findings topic refused", true, func(m map[string]float64) bool {
+				return m["twice_publish_errors_total"] >= 1
+			})
+			delay = time.Duration(rng.Int64N(int64(time.Second)))
+		case phaseAnytime:
+			delay = time.Duration(rng.Int64N(int64(2 * time.Second)))
+		}
+		// The kill comes at a random moment within the phase: each phase
+		// lasts until the kill, so the wait is no synchronisation.
+		time.Sleep(delay)
+		p.kill(t)
+		if ph == phasePublish {
+			setTopicMaxMessageBytes(t, brokers, outTopic, "")
+		}
+		t.Logf("kill %d in phase %s, %v into it; %d messages produced", k+1, ph, delay.Round(time.Millisecond), fd.produced())
+		prev, killed = ph, true
+	}
+	stopSteady()
+	if err := <-steadyDone; err != nil {
 		t.Fatalf("producer: %v", err)
 	}
-	p := startWatch(t, bin, cfgPath, logPath)
-	// Wait until the watch has read the whole topic and checkpointed.
-	want := float64(len(msgs))
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		m := promtext.Sums(addr)
-		if m != nil && m["twice_consumer_lag"] == 0 && m["twice_checkpoints_total"] > 2 &&
-			m["twice_events_total"]+m["twice_malformed_total"]+m["twice_repeated_events_total"] > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			p.kill(t)
-			t.Fatalf("watch did not catch up with %v messages: %v", want, m)
-		}
-		time.Sleep(200 * time.Millisecond)
+	if _, err := fd.produce(ctx, len(msgs)); err != nil {
+		t.Fatalf("producer: %v", err)
 	}
-	time.Sleep(time.Second)
+	p := start(cfgPath)
+	checkPrev(p)
+	// The watch has taken every message and checkpointed once the group's
+	// offsets, which it commits after each checkpoint, reach the ends.
+	var behind map[int]int64
+	p.waitFor(t, "group offsets at the end of the topic", func() bool {
+		var err error
+		behind, err = groupBehind(ctx, brokers, topic, group, partitions)
+		if err != nil {
+			t.Logf("group offsets: %v", err)
+			return false
+		}
+		for _, n := range behind {
+			if n != 0 {
+				return false
+			}
+		}
+		return true
+	})
+	// And it has written what it took to the store, which it does on
+	// its own after the checkpoints.
+	p.waitFor(t, "an empty store backlog", func() bool {
+		m := p.metrics()
+		return m != nil && m["twice_store_backlog_records"] == 0
+	})
 	p.stop(t)
+	t.Logf("restarts: %s", strings.Join(report, " "))
 
 	auditOut := filepath.Join(dir, "audit.json")
 	cmd := exec.Command(bin, "audit", "--config", cfgPath, "--format", "json", "-o", auditOut, "events")
 	if out, err := cmd.CombinedOutput(); err != nil && cmd.ProcessState.ExitCode() != 1 {
 		t.Fatalf("twice audit: %v\n%s", err, out)
 	}
-	want2 := auditFindings(t, auditOut)
-	if len(want2) < 10 {
-		t.Fatalf("audit found only %d findings: the input lacks faults", len(want2))
+	want := auditFindings(t, auditOut)
+	if len(want) < 10 {
+		t.Fatalf("audit found only %d findings: the input lacks faults", len(want))
 	}
 
-	log, _ := os.ReadFile(logPath)
-	if !strings.Contains(string(log), `restored: snapshot "snapshot-`) {
-		t.Errorf("no restart restored a snapshot: the test exercised only journals")
-	}
 	fileRevs := eventstest.JSONLines(t, findingsFile)
-	checkRevisions(t, "findings file", fileRevs, want2, true)
+	checkRevisions(t, "findings file", fileRevs, want, true)
 	kafkaRevs := readTopic(t, brokers, outTopic)
-	checkRevisions(t, "findings topic", kafkaRevs, want2, false)
+	checkRevisions(t, "findings topic", kafkaRevs, want, false)
 
 	// The events the watch stored in ClickHouse (at least once, across the
 	// kills), audited there with SQL, give the same findings.
@@ -291,15 +410,15 @@ watch:
 		t.Fatalf("twice audit --from: %v\n%s", err, out)
 	}
 	fromStore := auditFindings(t, storeOut)
-	if len(fromStore) != len(want2) {
-		t.Errorf("audit of the store: %d findings, of the topic %d", len(fromStore), len(want2))
+	if len(fromStore) != len(want) {
+		t.Errorf("audit of the store: %d findings, of the topic %d", len(fromStore), len(want))
 	}
-	for fp, w := range want2 {
+	for fp, w := range want {
 		if fromStore[fp] != w {
 			t.Errorf("audit of the store differs on %s:\n got %s\nwant %s", fp, fromStore[fp], w)
 		}
 	}
-	t.Logf("%d messages, %d kills, %d findings, %d revisions", len(msgs), kills, len(want2), len(fileRevs))
+	t.Logf("%d messages, %d kills, %d findings, %d revisions", len(msgs), len(plan), len(want), len(fileRevs))
 }
 
 func tail(s string, n int) string {
