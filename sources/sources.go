@@ -49,9 +49,11 @@ type Factory interface {
 	// returns the settings decoded so far (nil when nothing usable); the
 	// config is used only when no error was recorded.
 	DecodeConfig(m *config.SourceMapping) config.SourceSettings
-	// NewStream returns the stream `twice watch` reads from src (whose
-	// Settings are what DecodeConfig returned, or were built in code and
-	// passed Validate). It does no I/O: the stream connects in Start.
+	// NewStream returns the stream `twice watch` reads from src: its
+	// Settings are what DecodeConfig returned (or settings built in code
+	// that pass Validate; file and kafka sources have theirs in
+	// src.Paths and src.Kafka). It does no I/O: the stream connects in
+	// Start.
 	NewStream(src config.Source, opts StreamOptions) (Stream, error)
 }
 
