@@ -92,10 +92,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "twice_store_events_total", Help: "Events written to the event store (ClickHouse).",
 		}),
 		storeErrors: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "twice_store_errors_total", Help: "Failed writes to the event store; retried at the next checkpoint.",
+			Name: "twice_store_errors_total", Help: "Failed attempts to prepare or write the event store; retried with backoff while the events wait in state_dir.",
 		}),
 		storeDropped: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "twice_store_dropped_total", Help: "Events dropped after the event store failed for longer than a million events.",
+			Name: "twice_store_dropped_total", Help: "Records audited that the event store will never get: the history in state_dir outgrew its cap while the store was behind.",
 		}),
 		snapshots: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "twice_snapshots_total", Help: "Snapshots committed; each replaces the journal.",

@@ -6,7 +6,6 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"sort"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -305,33 +304,5 @@ func TestIdleAdvanceFiresDeadlines(t *testing.T) {
 		if err := w.Shutdown(context.Background()); err != nil {
 			t.Fatal(err)
 		}
-	}
-}
-
-// TestStateOfAnotherConfigIsRefused: state written under one
-// configuration is not restored under another, the error says so, and the
-// store is released for a watch with the right configuration.
-func TestStateOfAnotherConfigIsRefused(t *testing.T) {
-	dir := t.TempDir()
-	ctx := context.Background()
-	run := func(hash string) error {
-		s := newMemStream("jobs", "t/0")
-		s.write("t/0", twicetype.Event{ID: "a", Identity: 1, Time: 1, Kind: twicetype.JobEnqueued, JobID: "j-1"})
-		w := New(watchOptions(dir, engine.Options{ConfigHash: hash}, s))
-		if err := w.Start(ctx); err != nil {
-			return err
-		}
-		waitRead(t, w, 1)
-		return w.Shutdown(ctx)
-	}
-	if err := run("one"); err != nil {
-		t.Fatal(err)
-	}
-	err := run("two")
-	if err == nil || !strings.Contains(err.Error(), "another configuration") {
-		t.Fatalf("restore under another config: %v, want a refusal that says why", err)
-	}
-	if err := run("one"); err != nil {
-		t.Fatalf("the refused watch kept the state locked: %v", err)
 	}
 }
