@@ -2,6 +2,7 @@ package sidecar
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
@@ -141,10 +142,21 @@ func (w *Watcher) serveFindings(rw http.ResponseWriter, r *http.Request) {
 	w.view.mu.RLock()
 	sum := w.view.summary
 	w.view.mu.RUnlock()
-	// Coverage travels with the findings: records dropped by a cap mean
-	// findings may be missing.
-	fmt.Fprintf(&buf, `],"count":%d,"summary":{"events":%d,"repeated_ids":%d,"malformed":%d,"late":%d,"evicted":%d,"coverage_reduced":%t}}`+"\n",
-		n, sum.Events, sum.RepeatedIDs, sum.Malformed, sum.Late, sum.Evicted, sum.Evicted > 0)
+	// Coverage travels with the findings: records dropped by a cap, or
+	// lost by a source (coverage.go), mean findings may be missing.
+	lost := w.cov.Warnings()
+	fmt.Fprintf(&buf, `],"count":%d,"summary":{"events":%d,"repeated_ids":%d,"malformed":%d,"late":%d,"evicted":%d,"coverage_reduced":%t`,
+		n, sum.Events, sum.RepeatedIDs, sum.Malformed, sum.Late, sum.Evicted, sum.Evicted > 0 || len(lost) > 0)
+	if len(lost) > 0 {
+		msgs := make([]string, len(lost))
+		for i, wn := range lost {
+			msgs[i] = wn.Message
+		}
+		ws, _ := json.Marshal(msgs)
+		buf.WriteString(`,"warnings":`)
+		buf.Write(ws)
+	}
+	buf.WriteString("}}\n")
 	rw.Header().Set("Content-Type", "application/json")
 	rw.Write(buf.Bytes())
 }

@@ -6,11 +6,13 @@ import (
 	"sync"
 	"time"
 
+	"github.com/twicehq/twice/sources"
 	"github.com/twicehq/twice/twicetype"
 )
 
 // memStream is a Stream over records held in memory, for tests of the
-// watch loop: lanes are slices that tests append to while it runs.
+// watch loop: lanes are slices that tests append to while it runs. A
+// record's position is its index plus one.
 type memStream struct {
 	name string
 	mu   sync.Mutex
@@ -19,6 +21,8 @@ type memStream struct {
 	pos       map[string]int64
 	committed map[string]int64
 	started   bool
+	// resumed is what the last Start got.
+	resumed map[string]Position
 }
 
 func newMemStream(name string, lanes ...string) *memStream {
@@ -38,7 +42,7 @@ func (s *memStream) write(lane string, evs ...twicetype.Event) {
 	for i := range evs {
 		off := int64(len(s.lanes[lane]))
 		ev := evs[i]
-		s.lanes[lane] = append(s.lanes[lane], Record{Lane: lane, Offset: off, Event: &ev})
+		s.lanes[lane] = append(s.lanes[lane], Record{Lane: lane, Position: sources.IntPosition(off + 1), Event: &ev})
 	}
 }
 
@@ -46,18 +50,33 @@ func (s *memStream) writeMalformed(lane, reason string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	off := int64(len(s.lanes[lane]))
-	s.lanes[lane] = append(s.lanes[lane], Record{Lane: lane, Offset: off,
+	s.lanes[lane] = append(s.lanes[lane], Record{Lane: lane, Position: sources.IntPosition(off + 1),
 		Malformed: &twicetype.Malformed{Source: lane, Line: off, Reason: reason}})
 }
 
-func (s *memStream) Start(_ context.Context, resume map[string]int64) error {
+// writeLost appends a gap to a lane.
+func (s *memStream) writeLost(lane string, g twicetype.Gap) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	off := int64(len(s.lanes[lane]))
+	s.lanes[lane] = append(s.lanes[lane], Record{Lane: lane, Position: sources.IntPosition(off + 1), Lost: &g})
+}
+
+func (s *memStream) Replayable() bool { return true }
+
+func (s *memStream) Start(_ context.Context, resume map[string]Position) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.started = true
+	s.resumed = resume
 	for l := range s.lanes {
 		s.pos[l] = 0
 		if p, ok := resume[l]; ok {
-			s.pos[l] = p
+			n, err := p.Int()
+			if err != nil {
+				return err
+			}
+			s.pos[l] = n
 		}
 	}
 	return nil
@@ -109,10 +128,14 @@ func (s *memStream) Lag(context.Context) (map[string]int64, error) {
 	return lag, nil
 }
 
-func (s *memStream) Commit(_ context.Context, next map[string]int64) error {
+func (s *memStream) Commit(_ context.Context, done map[string]Position) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for l, n := range next {
+	for l, p := range done {
+		n, err := p.Int()
+		if err != nil {
+			return err
+		}
 		if n < s.committed[l] {
 			return fmt.Errorf("lane %s: commit went back from %d to %d", l, s.committed[l], n)
 		}

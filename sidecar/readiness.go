@@ -146,7 +146,7 @@ func (h *sourceHealth) problems(streams []Stream) map[string]string {
 func (w *Watcher) startStream(ctx context.Context, i int, s Stream) bool {
 	b := backoff.New(retryMin, retryMax)
 	for {
-		err := s.Start(ctx, w.resume)
+		err := s.Start(ctx, w.resume[i])
 		if err == nil {
 			w.health.ok(i, s.Name())
 			return true
@@ -190,22 +190,11 @@ func (w *Watcher) Readiness() (ready bool, reasons []string) {
 	return len(reasons) == 0, reasons
 }
 
-// readyText is the body of /readyz. An event store that fails does not
-// make the watch unready (the audit goes on, its backlog waits in the
-// state), but the body says so.
+// readyText is the body of /readyz.
 func (w *Watcher) readyText() (int, string) {
 	ready, reasons := w.Readiness()
-	w.mu.Lock()
-	sw := w.storeW
-	w.mu.Unlock()
-	degraded := ""
-	if sw != nil {
-		if p := sw.problem(); p != "" {
-			degraded = "degraded: " + p + "\n"
-		}
-	}
 	if ready {
-		return 200, "ready\n" + degraded
+		return 200, "ready\n"
 	}
-	return 503, "not ready\n" + strings.Join(reasons, "\n") + "\n" + degraded
+	return 503, "not ready\n" + strings.Join(reasons, "\n") + "\n"
 }

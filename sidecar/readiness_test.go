@@ -33,7 +33,7 @@ func (s *downStream) setDown(err error) {
 	s.mu.Unlock()
 }
 
-func (s *downStream) Start(ctx context.Context, resume map[string]int64) error {
+func (s *downStream) Start(ctx context.Context, resume map[string]Position) error {
 	s.mu.Lock()
 	err := s.down
 	s.starts++

@@ -15,50 +15,25 @@
 // in the checkpoint that covers the events behind it, and published to
 // the sinks only after that commit; a sink that may have published part
 // of the outbox before a crash says what it already holds, and that is
-// skipped. Offsets are committed upstream only after the checkpoint that
-// covers them.
+// skipped. Positions are committed upstream only after the checkpoint
+// that covers them.
+//
+// Sources. The sidecar reads any source of package sources: a Stream of
+// lanes whose records carry opaque positions (lanes.go), reports the gaps
+// in coverage streams know of (coverage.go), and shows each source's lag
+// and health in /metrics and /readyz (readiness.go).
 package sidecar
 
 import (
-	"context"
-	"time"
-
-	"github.com/twicehq/twice/twicetype"
+	"github.com/twicehq/twice/sources"
 )
 
-// Record is one message of a stream: an event or a malformed message.
-type Record struct {
-	// Lane is the ordered part of the stream the record came from, such
-	// as one partition of a topic: "jobs orders/3".
-	Lane string
-	// Offset is the record's position in its lane; the next record has a
-	// larger one.
-	Offset int64
-	// Event is the normalized event; nil when Malformed is set.
-	Event *twicetype.Event
-	// Malformed says why the message is not an event.
-	Malformed *twicetype.Malformed
-}
+// Record is one record of a stream: an event, a malformed message or a
+// gap in coverage (sources.Record).
+type Record = sources.Record
 
-// Stream is a source without end, made of lanes read in order (a Kafka
-// topic's partitions).
-type Stream interface {
-	// Name names the source in metrics and reports.
-	Name() string
-	// Start connects and resumes each lane at the given next offset;
-	// lanes not in resume start where the source's configuration says.
-	Start(ctx context.Context, resume map[string]int64) error
-	// Lanes returns the lanes read, after Start.
-	Lanes() []string
-	// Poll returns the records that arrived within wait, in lane order;
-	// none when the lanes are idle.
-	Poll(ctx context.Context, wait time.Duration) ([]Record, error)
-	// Lag returns, per lane, how many records are behind the last one
-	// read.
-	Lag(ctx context.Context) (map[string]int64, error)
-	// Commit tells the source that every lane is done before the given
-	// next offsets.
-	Commit(ctx context.Context, next map[string]int64) error
-	// Shutdown stops reading. It is safe to call twice.
-	Shutdown(ctx context.Context) error
-}
+// Stream is a source without end (sources.Stream).
+type Stream = sources.Stream
+
+// Position is where a lane of a stream is (sources.Position).
+type Position = sources.Position

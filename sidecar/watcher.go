@@ -6,14 +6,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/twicehq/twice/detectors"
 	"github.com/twicehq/twice/engine"
 	"github.com/twicehq/twice/internal/backoff"
 	"github.com/twicehq/twice/twicetype"
@@ -50,26 +48,10 @@ type Options struct {
 	// the wall clock; off when replaying history.
 	IdleAdvance bool
 	// Store, if set, receives every event the engine takes and every
-	// malformed record, from the journal after each checkpoint commits,
-	// by a writer of its own: a store that is down holds nothing up, its
-	// backlog waits in StateDir (storebuffer.go). At least once: a crash
-	// between a write and its record writes it again, which a store that
-	// keeps the first copy of an identity absorbs.
+	// malformed record, at each checkpoint before it commits: at least
+	// once (a crash between the two writes the last interval again, which
+	// a store that keeps the first copy of an identity absorbs).
 	Store EventStore
-	// StoreName names the store in the state (a DSN without password):
-	// another name starts a new store position.
-	StoreName string
-	// HistoryMaxBytes caps the journal history kept in StateDir for
-	// re-judging and for the store's backlog; 0 means
-	// DefaultHistoryMaxBytes.
-	HistoryMaxBytes int64
-	// ConfigText describes what Engine.ConfigHash covers, a line each
-	// (audit.ConfigText), to say what changed when a state is re-judged.
-	ConfigText string
-	// ResetState rebuilds the detector state from the history when the
-	// snapshot cannot be restored (written by another twice version)
-	// instead of refusing the state (rejudge.go).
-	ResetState bool
 	// Registry receives the metrics; nil keeps them unregistered.
 	Registry prometheus.Registerer
 	// Now is the wall clock; nil means time.Now.
@@ -79,19 +61,16 @@ type Options struct {
 }
 
 // EventStore keeps the events audited, for audits where they live
-// (storage/clickhouse).
+// (storage/clickhouse.Sink).
 type EventStore interface {
-	// Prepare readies the store (creates or migrates its tables); it is
-	// called, until it succeeds, before the first write.
-	Prepare(ctx context.Context) error
 	Write(ctx context.Context, evs []twicetype.Event) error
 	WriteMalformed(ctx context.Context, ms []twicetype.Malformed) error
-	// Flush returns once what was written is in the store.
 	Flush(ctx context.Context) error
-	// Discard drops what a failed Write, WriteMalformed or Flush left
-	// buffered: all of it is written again.
-	Discard()
 }
+
+// maxStorePending bounds the events held for a store that fails: past
+// it the oldest are dropped and counted.
+const maxStorePending = 1_000_000
 
 // Watcher runs streams through the engine until shut down.
 type Watcher struct {
@@ -117,17 +96,9 @@ type Watcher struct {
 	changed map[string]*savedFinding
 	snapAt  time.Time
 	ckptAt  time.Time
-	// journalRecords counts the events and malformed records in
-	// journal; chunkRecords those of each chunk in the store's journal
-	// bucket (since the last snapshot).
-	journalRecords int
-	chunkRecords   map[uint64]int
-	storeW         *storeWriter
-	sm             *stateMetrics
-	// rejudging is set when the state is rebuilt under another
-	// configuration (rejudge.go); historyCapped once the history's cap
-	// has dropped a segment (logged once).
-	rejudging, historyCapped bool
+	// toStore and malToStore wait for the next write to the store.
+	toStore    []twicetype.Event
+	malToStore []twicetype.Malformed
 	// reasons are the malformed reasons labelled so far, by source.
 	reasons map[string]map[string]bool
 	// maxTaken is the largest event time the engine has taken.
@@ -139,10 +110,12 @@ type Watcher struct {
 
 	view *findingView
 	// health is what /readyz says of each source; resume the positions
-	// the streams start at.
+	// each stream starts at, by its own lane names.
 	health *sourceHealth
-	resume map[string]int64
-	sinks  []sinkState
+	resume []map[string]Position
+	// cov counts the coverage streams report lost (coverage.go).
+	cov   *coverage
+	sinks []sinkState
 	// aborted makes the loop stop without a last checkpoint, as a crash
 	// would; for tests.
 	aborted bool
@@ -191,7 +164,7 @@ func New(opts Options) *Watcher {
 		done:   make(chan struct{}),
 		view:   newFindingView(),
 		health: newSourceHealth(opts.Registry, opts.Streams, opts.Sinks),
-		sm:     newStateMetrics(opts.Registry),
+		cov:    newCoverage(opts.Registry),
 	}
 }
 
@@ -257,9 +230,6 @@ func (w *Watcher) Shutdown(ctx context.Context) error {
 	w.mu.Lock()
 	if !w.started {
 		w.started, w.stopped = true, true
-		if w.st != nil { // opened by Open
-			_ = w.st.close()
-		}
 		close(w.done)
 		w.mu.Unlock()
 		return nil
@@ -280,11 +250,24 @@ func (w *Watcher) Shutdown(ctx context.Context) error {
 // restore opens the store and rebuilds the engine of the last
 // checkpoint: its snapshot, then its journal replayed.
 func (w *Watcher) restore(ctx context.Context) error {
-	if err := w.open(); err != nil {
+	st, err := openStore(w.opts.StateDir)
+	if err != nil {
 		return err
 	}
-	st, m := w.st, w.meta
-	var err error
+	w.st = st
+	m, err := st.loadMeta()
+	if err != nil {
+		return err
+	}
+	if m == nil {
+		m = &meta{Version: storeVersion, ConfigHash: w.opts.Engine.ConfigHash, NextJournal: 1, NextSeq: 1}
+	}
+	if m.Version != storeVersion {
+		return fmt.Errorf("state %s: store version %d, this twice reads %d", w.opts.StateDir, m.Version, storeVersion)
+	}
+	if m.ConfigHash != w.opts.Engine.ConfigHash {
+		return fmt.Errorf("state %s was written with another configuration (detectors, rules or engine settings changed): move it away to start afresh", w.opts.StateDir)
+	}
 	if m.Lanes == nil {
 		m.Lanes = map[string]lanePos{}
 	}
@@ -307,12 +290,7 @@ func (w *Watcher) restore(ctx context.Context) error {
 		}
 	}
 	w.meta = m
-	if w.rejudging {
-		// Another configuration: rebuilt from the history (rejudge.go).
-		if err := w.rebuild(); err != nil {
-			return err
-		}
-	} else if m.Snapshot != "" {
+	if m.Snapshot != "" {
 		f, err := os.Open(filepath.Join(w.opts.StateDir, m.Snapshot))
 		if err != nil {
 			return fmt.Errorf("snapshot: %w", err)
@@ -327,11 +305,9 @@ func (w *Watcher) restore(ctx context.Context) error {
 	}
 	w.removeStaleSnapshots()
 	replayed, chunks := 0, 0
-	w.chunkRecords = map[uint64]int{}
-	err = st.journalChunks(func(no uint64, chunk []byte) error {
-		n, records, err := replayChunkCounted(w.eng, chunk)
+	err = st.journal(func(chunk []byte) error {
+		n, err := replayChunk(w.eng, chunk)
 		replayed += n
-		w.chunkRecords[no] = records
 		chunks++
 		w.m.journalBytes.Add(float64(len(chunk)))
 		return err
@@ -339,10 +315,7 @@ func (w *Watcher) restore(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("journal replay: %w", err)
 	}
-	if w.rejudging {
-		w.rejudgeBase()
-	}
-	w.reported = w.summary()
+	w.reported = w.eng.Summary()
 	if wm, ok := w.eng.Watermark(); ok {
 		// Event time when the last checkpoint was taken: idle advance
 		// counts from there.
@@ -358,9 +331,6 @@ func (w *Watcher) restore(ctx context.Context) error {
 		w.view.set(fp, sf)
 		w.standing(sf, +1)
 	}
-	if w.rejudging {
-		w.rejudgeFindings()
-	}
 	w.flushViews()
 	now := w.opts.Now()
 	w.snapAt, w.ckptAt = now, now
@@ -371,32 +341,11 @@ func (w *Watcher) restore(ctx context.Context) error {
 	}
 	// Streams start on their poll goroutines, retried until they do
 	// (readiness.go); their lanes join when they have.
-	w.resume = map[string]int64{}
-	for name, p := range m.Lanes {
-		w.resume[name] = p.Next
-	}
+	w.resume = resumePositions(m, w.opts.Streams)
+	w.cov.restored(m.Lost)
 	w.lanes = map[string]*lane{}
 	w.merge.idle = w.opts.IdleTimeout
-	// The event store's writer, from where it got to (storebuffer.go).
-	w.removeStaleSegments()
-	if err := w.openStoreWriter(w.chunkRecords); err != nil {
-		return err
-	}
-	if w.storeW != nil {
-		w.storeW.start()
-	}
 	return nil
-}
-
-func (w *Watcher) addLane(name string, stream int, now time.Time) *lane {
-	l := &lane{name: name, stream: stream, lastArrival: now, polled: -1, malformedThrough: -1}
-	if p, ok := w.meta.Lanes[name]; ok {
-		l.polled, l.malformedThrough = p.Next, p.MalformedThrough
-	}
-	w.lanes[name] = l
-	w.merge.lanes = append(w.merge.lanes, l)
-	sort.Slice(w.merge.lanes, func(i, k int) bool { return w.merge.lanes[i].name < w.merge.lanes[k].name })
-	return l
 }
 
 // removeStaleSnapshots deletes snapshot files the checkpoint does not
@@ -421,6 +370,21 @@ func (w *Watcher) poll(ctx context.Context, i int, s Stream) {
 		return
 	}
 	b := backoff.New(retryMin, retryMax)
+	// quiet is set once a batch without records has told the loop that
+	// the stream's lanes had nothing to give (lanes.go: idle lanes).
+	quiet := false
+	tellQuiet := func() bool {
+		if quiet {
+			return true
+		}
+		quiet = true
+		select {
+		case w.batches <- polled{stream: i}:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
 	for ctx.Err() == nil {
 		recs, err := s.Poll(ctx, pollWait)
 		if ctx.Err() != nil {
@@ -431,7 +395,7 @@ func (w *Watcher) poll(ctx context.Context, i int, s Stream) {
 			// the watch.
 			w.health.failed(i, s.Name(), err, w.opts.Now())
 			w.opts.Logf("source %s: %v (retrying)", s.Name(), err)
-			if b.Wait(ctx) != nil {
+			if !tellQuiet() || b.Wait(ctx) != nil {
 				return
 			}
 			continue
@@ -439,8 +403,12 @@ func (w *Watcher) poll(ctx context.Context, i int, s Stream) {
 		w.health.ok(i, s.Name())
 		b.Reset()
 		if len(recs) == 0 {
+			if !tellQuiet() {
+				return
+			}
 			continue
 		}
+		quiet = false
 		select {
 		case w.batches <- polled{stream: i, recs: recs}:
 		case <-ctx.Done():
@@ -466,7 +434,6 @@ func (w *Watcher) run() {
 			err = fmt.Errorf("findings sink %s: %w", s.Name(), serr)
 		}
 	}
-	w.stopStoreWriter(ctx)
 	if cerr := w.st.close(); cerr != nil && err == nil {
 		err = cerr
 	}
@@ -493,12 +460,7 @@ func (w *Watcher) loop() error {
 				return fmt.Errorf("source %s: %w", w.opts.Streams[b.stream].Name(), b.err)
 			}
 			if b.started {
-				now := w.opts.Now()
-				for _, name := range b.lanes {
-					if w.lanes[name] == nil {
-						w.addLane(name, b.stream, now)
-					}
-				}
+				w.addLanes(b.stream, b.lanes)
 			}
 			w.ingest(b)
 			w.release()
@@ -507,41 +469,12 @@ func (w *Watcher) loop() error {
 			w.idleAdvance()
 			w.flushViews()
 			if w.opts.Now().Sub(w.ckptAt) >= w.opts.CheckpointInterval {
-				// A re-judged state is the new configuration's from its
-				// first snapshot on.
-				snap := w.opts.Now().Sub(w.snapAt) >= w.opts.SnapshotInterval || w.rejudging
+				snap := w.opts.Now().Sub(w.snapAt) >= w.opts.SnapshotInterval
 				if err := w.checkpoint(context.Background(), snap); err != nil {
 					return err
 				}
 			}
 		}
-	}
-}
-
-// ingest puts polled records in their lanes; malformed ones are counted
-// at once (once, even when read again after a restart).
-func (w *Watcher) ingest(b polled) {
-	now := w.opts.Now()
-	src := w.opts.Streams[b.stream].Name()
-	for _, r := range b.recs {
-		l := w.lanes[r.Lane]
-		if l == nil {
-			l = w.addLane(r.Lane, b.stream, now)
-		}
-		if l.polled >= 0 && r.Offset < l.polled {
-			w.m.redelivered.WithLabelValues(src).Inc()
-			continue
-		}
-		if r.Malformed != nil {
-			if r.Offset > l.malformedThrough {
-				_ = w.eng.Malformed(*r.Malformed)
-				w.journalRecords++
-				w.journal = appendMalformedEntry(w.journal, r.Malformed)
-				w.m.malformed.WithLabelValues(src, w.reasonLabel(src, r.Malformed.Reason)).Inc()
-				l.malformedThrough = r.Offset
-			}
-		}
-		l.push(r, now)
 	}
 }
 
@@ -567,15 +500,30 @@ func (w *Watcher) reasonLabel(src, reason string) string {
 	return reason
 }
 
-// release hands the events the lanes let go to the engine.
+// release hands the records the lanes let go to the engine: events, and
+// malformed records and gaps as their lanes pass them (lanes.go).
 func (w *Watcher) release() {
-	w.merge.release(w.opts.Now(), func(r Record) {
+	w.merge.release(w.opts.Now(), func(l *lane, r Record) {
+		switch {
+		case r.Malformed != nil:
+			if w.takeMalformed(l, r) && w.opts.Store != nil {
+				w.malToStore = append(w.malToStore, *r.Malformed)
+			}
+			return
+		case r.Lost != nil:
+			w.takeLost(l, r)
+			return
+		case r.Event == nil:
+			return
+		}
 		ev := r.Event
 		w.maxTaken = max(w.maxTaken, ev.Time)
 		w.eng.Add(ev)
-		w.journalRecords++
+		if w.opts.Store != nil {
+			w.toStore = append(w.toStore, *ev)
+		}
 		w.journal = appendEventEntry(w.journal, ev)
-		w.m.events.WithLabelValues(w.opts.Streams[w.lanes[r.Lane].stream].Name(), ev.Kind.String()).Inc()
+		w.m.events.WithLabelValues(w.opts.Streams[l.stream].Name(), ev.Kind.String()).Inc()
 	})
 }
 
@@ -589,7 +537,7 @@ func (w *Watcher) idleAdvance() {
 	now := w.opts.Now()
 	var last time.Time
 	for _, l := range w.merge.lanes {
-		if l.pending() > 0 || now.Sub(l.lastArrival) <= w.opts.IdleTimeout {
+		if l.pending() > 0 || !w.merge.isIdle(l, now) {
 			return
 		}
 		if l.lastArrival.After(last) {
@@ -611,12 +559,9 @@ func (w *Watcher) idleAdvance() {
 
 // flushViews turns the findings that changed into revisions: in the
 // outbox for the next checkpoint, and on the API at once.
-func (w *Watcher) flushViews() { w.applyViews(w.eng.Changes()) }
-
-// applyViews turns views of findings into revisions (flushViews).
-func (w *Watcher) applyViews(views []detectors.View) {
+func (w *Watcher) flushViews() {
 	now := w.opts.Now()
-	for _, v := range views {
+	for _, v := range w.eng.Changes() {
 		old := w.saved[v.Fingerprint]
 		rev := uint64(1)
 		if old != nil {
@@ -665,7 +610,7 @@ func (w *Watcher) applyViews(views []detectors.View) {
 
 // updateGauges refreshes the metrics read off the engine.
 func (w *Watcher) updateGauges() {
-	s := w.summary()
+	s := w.eng.Summary()
 	w.m.repeated.Add(float64(s.RepeatedIDs - w.reported.RepeatedIDs))
 	w.m.late.Add(float64(s.Late - w.reported.Late))
 	w.reported = s
@@ -694,15 +639,9 @@ func (w *Watcher) checkpoint(ctx context.Context, snapshot bool) error {
 	w.flushViews()
 	start := w.opts.Now()
 	m := w.meta
-	for name, l := range w.lanes {
-		if l.polled < 0 {
-			continue
-		}
-		m.Lanes[name] = lanePos{Next: l.next(), MalformedThrough: l.malformedThrough}
-	}
+	w.saveLanes(m)
 	m.Time = start
-	totals := countsOf(w.summary())
-	m.Totals = &totals
+	w.writeStore(ctx)
 	c := &checkpoint{meta: m, outbox: w.outbox, findings: w.changed}
 	oldSnap := m.Snapshot
 	if snapshot {
@@ -711,20 +650,14 @@ func (w *Watcher) checkpoint(ctx context.Context, snapshot bool) error {
 			return err
 		}
 		m.Snapshot = name
-		m.ConfigHash, m.ConfigText = w.opts.Engine.ConfigHash, w.opts.ConfigText
-		w.rejudging = false
 		c.dropJournal = true
 		w.snapAt = start
 		w.m.snapshotDur.Observe(w.opts.Now().Sub(start).Seconds())
 		w.m.journalBytes.Set(0)
+	} else if len(w.journal) > 0 {
+		c.journal = compressChunk(w.journal)
+		w.m.journalBytes.Add(float64(len(c.journal)))
 	}
-	// The interval's chunk goes to the journal, or with the journal to
-	// the history when a snapshot absorbs it (history.go).
-	chunk, err := w.journalChunkOf(c, snapshot)
-	if err != nil {
-		return err
-	}
-	drop := w.pruneHistory(m)
 	if err := w.st.commit(c); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
@@ -732,7 +665,6 @@ func (w *Watcher) checkpoint(ctx context.Context, snapshot bool) error {
 	if snapshot && oldSnap != "" && oldSnap != m.Snapshot {
 		os.Remove(filepath.Join(w.opts.StateDir, oldSnap))
 	}
-	w.journalCommitted(chunk, snapshot, drop)
 	w.journal = w.journal[:0]
 	w.outbox = nil
 	w.changed = map[string]*savedFinding{}
@@ -750,6 +682,33 @@ func (w *Watcher) checkpoint(ctx context.Context, snapshot bool) error {
 	}
 	w.commitUpstream(ctx)
 	return nil
+}
+
+// writeStore writes what the engine took since the last checkpoint to the
+// store. On failure the events wait for the next checkpoint, up to
+// maxStorePending.
+func (w *Watcher) writeStore(ctx context.Context) {
+	if w.opts.Store == nil || len(w.toStore)+len(w.malToStore) == 0 {
+		return
+	}
+	err := w.opts.Store.Write(ctx, w.toStore)
+	if err == nil {
+		err = w.opts.Store.WriteMalformed(ctx, w.malToStore)
+	}
+	if err == nil {
+		err = w.opts.Store.Flush(ctx)
+	}
+	if err == nil {
+		w.m.stored.Add(float64(len(w.toStore)))
+		w.toStore, w.malToStore = w.toStore[:0], w.malToStore[:0]
+		return
+	}
+	w.m.storeErrors.Inc()
+	w.opts.Logf("store: %v (retried at the next checkpoint)", err)
+	if over := len(w.toStore) - maxStorePending; over > 0 {
+		w.m.storeDropped.Add(float64(over))
+		w.toStore = append(w.toStore[:0], w.toStore[over:]...)
+	}
 }
 
 // publishTo publishes the outbox entries the sink does not hold yet.
@@ -778,34 +737,6 @@ func (w *Watcher) publishTo(ctx context.Context, s Sink, held map[uint64]bool) e
 	}
 	w.meta.Published[s.Name()] = last
 	return w.st.markPublished(w.meta)
-}
-
-// commitUpstream tells each stream where its lanes are done.
-func (w *Watcher) commitUpstream(ctx context.Context) {
-	per := make([]map[string]int64, len(w.opts.Streams))
-	for name, l := range w.lanes {
-		p, ok := w.meta.Lanes[name]
-		if !ok {
-			continue
-		}
-		if per[l.stream] == nil {
-			per[l.stream] = map[string]int64{}
-		}
-		per[l.stream][name] = p.Next
-	}
-	for i, s := range w.opts.Streams {
-		if per[i] == nil || !w.health.isStarted(i) {
-			continue
-		}
-		if err := s.Commit(ctx, per[i]); err != nil {
-			w.opts.Logf("source %s: commit: %v", s.Name(), err)
-		}
-		if lag, err := s.Lag(ctx); err == nil {
-			for lane, n := range lag {
-				w.m.lag.WithLabelValues(s.Name(), lane).Set(float64(n))
-			}
-		}
-	}
 }
 
 // writeSnapshot writes the engine's state to a new file, synced.

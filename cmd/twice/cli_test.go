@@ -70,7 +70,7 @@ func TestAuditExitCodes(t *testing.T) {
 		{"no input", []string{"audit"}, exitUsage, "no input"},
 		{"unwritable output", []string{"audit", "-o", "/nonexistent/dir/report.json", events}, exitUsage, "/nonexistent/dir"},
 		{"horizon past the cap", []string{"audit", "--horizon", "2500000h", events}, exitUsage, "--horizon"},
-		{"watch without a stream", []string{"watch"}, exitUsage, "kafka"},
+		{"watch without a config", []string{"watch"}, exitUsage, "twice.yaml with sources"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, stderr, code := runCLI(t, tc.args...)

@@ -14,10 +14,11 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/twicehq/twice/audit"
-	"github.com/twicehq/twice/collectors/kafka"
 	"github.com/twicehq/twice/config"
 	"github.com/twicehq/twice/sidecar"
 	"github.com/twicehq/twice/sidecar/kafkasink"
+	"github.com/twicehq/twice/sources"
+	"github.com/twicehq/twice/sources/builtin"
 	"github.com/twicehq/twice/storage/clickhouse"
 )
 
@@ -26,19 +27,19 @@ import (
 const shutdownTimeout = 10 * time.Second
 
 type watchFlags struct {
-	config     string
-	stateDir   string
-	listen     string
-	resetState bool
+	config   string
+	stateDir string
+	listen   string
 }
 
 func newWatchCmd(e env) *cobra.Command {
 	var f watchFlags
 	cmd := &cobra.Command{
 		Use:   "watch",
-		Short: "Run the configured Kafka sources continuously (the sidecar)",
-		Long: `watch consumes the kafka sources of twice.yaml without end, audits their
-events with the same engine as audit, and publishes findings as they change:
+		Short: "Run the configured sources continuously (the sidecar)",
+		Long: `watch reads the sources of twice.yaml without end (Kafka topics, queues,
+files followed as tail -F does), audits their events with the same engine
+as audit, and publishes findings as they change:
 to stdout, a file or a Kafka topic (watch.findings) and on an HTTP API
 (GET /findings, /metrics, /healthz, /readyz at watch.listen).
 
@@ -46,32 +47,25 @@ State is checkpointed to watch.state_dir every watch.checkpoint_interval: a
 restart, even after SIGKILL, resumes where the last checkpoint left off,
 with no event lost or counted twice and no finding revision lost or
 published twice. SIGTERM or SIGINT stops intake, commits a last checkpoint
-and exits within 10s.
-
-Changed rules, detector settings, redaction or engine settings re-judge the
-state: positions and finding revisions are kept, and the events of the
-last horizon, kept in state_dir, are audited again under the new
-configuration (findings it no longer makes are resolved). A state another
-twice version wrote is refused (exit 2) before anything starts;
---reset-state then rebuilds the detector state from that history.`,
+and exits within 10s.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runWatch(cmd.Context(), e, f)
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVarP(&f.config, "config", "c", "twice.yaml", "twice.yaml with kafka sources and a watch section")
+	fl.StringVarP(&f.config, "config", "c", "twice.yaml", "twice.yaml with sources and a watch section")
 	fl.StringVar(&f.stateDir, "state-dir", "", "override watch.state_dir")
 	fl.StringVar(&f.listen, "listen", "", `override watch.listen ("off" for no HTTP API)`)
-	fl.BoolVar(&f.resetState, "reset-state", false, "rebuild the detector state from the history in state_dir when its snapshot is another twice version's")
 	return cmd
 }
 
 func runWatch(ctx context.Context, e env, f watchFlags) error {
 	if _, err := os.Stat(f.config); err != nil {
-		return usageErr("watch needs a twice.yaml with kafka sources (--config): %v", err)
+		return usageErr("watch needs a twice.yaml with sources (--config): %v", err)
 	}
-	cfg, err := config.Load(f.config)
+	taps := builtin.Registry()
+	cfg, err := config.LoadWith(f.config, config.Options{Sources: taps})
 	if err != nil {
 		return usageErr("%v", err)
 	}
@@ -91,22 +85,14 @@ func runWatch(ctx context.Context, e env, f watchFlags) error {
 	}
 	var streams []sidecar.Stream
 	for _, src := range cfg.Sources {
-		if src.Type != config.SourceKafka {
-			return usageErr("%s: source %q is a %s source; watch reads kafka sources (use 'twice audit' for files)", f.config, src.Name, src.Type)
-		}
-		c, err := kafka.NewConsumer(src, kafka.ConsumerOptions{
-			DeadLetterMaxBytes: w.DeadLetterMaxBytes,
-			OnError: func(tp kafka.TopicPartition, err error) {
-				logf("source %s %s: %v (retrying)", src.Name, tp, err)
-			},
-		})
+		s, err := taps.NewStream(src, sources.StreamOptions{DeadLetterMaxBytes: w.DeadLetterMaxBytes, Logf: logf})
 		if err != nil {
-			return usageErr("%v", err)
+			return usageErr("%s: %v", f.config, err)
 		}
-		streams = append(streams, newKafkaStream(src.Name, c))
+		streams = append(streams, s)
 	}
 	if len(streams) == 0 {
-		return usageErr("%s: no kafka source under sources: watch has nothing to read", f.config)
+		return usageErr("%s: no source under sources: watch has nothing to read", f.config)
 	}
 	var sinks []sidecar.Sink
 	for _, s := range w.Findings {
@@ -126,18 +112,17 @@ func runWatch(ctx context.Context, e env, f watchFlags) error {
 	opts.Detectors.MaxEntities = w.Limits.MaxEntities
 	opts.MaxIdentities = w.Limits.MaxIdentities
 
-	// The store is not reached here: a store that is down must not stop
-	// the audit. The watch migrates and writes it when it answers, and
-	// keeps the events meanwhile (sidecar/storebuffer.go).
 	var store sidecar.EventStore
-	storeName := ""
 	if w.Store != "" {
 		st, err := clickhouse.Open(w.Store, clickhouse.Options{})
 		if err != nil {
 			return usageErr("watch.store: %v", err)
 		}
 		defer st.Close()
-		store, storeName = newWatchStore(st), st.DSN().String()
+		if err := st.Migrate(ctx); err != nil {
+			return inputErr(fmt.Errorf("watch.store %s: %w", st.DSN(), err))
+		}
+		store = st.Sink(clickhouse.SinkOptions{})
 	}
 
 	reg := prometheus.NewRegistry()
@@ -146,23 +131,13 @@ func runWatch(ctx context.Context, e env, f watchFlags) error {
 		Engine: opts, StateDir: w.StateDir,
 		CheckpointInterval: w.CheckpointInterval, SnapshotInterval: w.SnapshotInterval,
 		IdleTimeout: w.IdleTimeout, IdleAdvance: w.IdleAdvance, Streams: streams, Sinks: sinks,
-		Store: store, StoreName: storeName, Registry: reg, Logf: logf,
-		ConfigText: audit.ConfigText(cfg), ResetState: f.resetState,
+		Store: store, Registry: reg, Logf: logf,
 	})
-	// The state is checked before anything starts or is served: a state
-	// this twice cannot use is a configuration error.
-	if err := watcher.Open(ctx); err != nil {
-		if errors.Is(err, sidecar.ErrStateMismatch) {
-			return usageErr("%v", err)
-		}
-		return inputErr(err)
-	}
 
 	var srv *http.Server
 	if w.Listen != "" {
 		ln, err := net.Listen("tcp", w.Listen)
 		if err != nil {
-			watcher.Shutdown(ctx) // releases the state
 			return usageErr("watch.listen: %v", err)
 		}
 		srv = &http.Server{Handler: watcher.Handler(reg), ReadHeaderTimeout: 5 * time.Second}
