@@ -32,7 +32,8 @@ type Poller struct {
 	mu     sync.Mutex
 	stats  trackerStats
 	last   time.Time // when the last snapshot was read
-	missed int64     // runs reported missed
+	missed    int64 // runs reported missed
+	following int   // jobs followed after the last snapshot
 }
 
 // NewPoller returns the poller of a sidekiq source named name. It does no
@@ -117,6 +118,7 @@ func (p *Poller) take(s *snapshot) (*collectors.Batch, error) {
 	}
 	p.last = time.Unix(0, s.Now)
 	p.missed = p.tracker.missedReported
+	p.following = len(p.tracker.jobs)
 	p.mu.Unlock()
 	return b, nil
 }
@@ -142,6 +144,9 @@ type PollStats struct {
 	RunsSeenEnding int64
 	// Malformed: payloads that are not Sidekiq jobs.
 	Malformed int64
+	// Following: jobs waiting, running or in retry that the poller
+	// follows now, whose end it has yet to judge.
+	Following int
 }
 
 // Stats returns the counters. It is safe to call at any time.
@@ -154,7 +159,7 @@ func (p *Poller) Stats() PollStats {
 		SucceededCertain: s.SucceededCertain, SucceededLikely: s.SucceededLikely,
 		Unknown: s.Unknown, LostWithProcess: s.LostWithProcess,
 		Processed: s.ProcessedDelta, Failed: s.FailedDelta,
-		RunsSeenEnding: s.RunsSeenEnding, Malformed: s.Malformed,
+		RunsSeenEnding: s.RunsSeenEnding, Malformed: s.Malformed, Following: p.following,
 	}
 }
 
