@@ -29,11 +29,11 @@ type Poller struct {
 	tracker *tracker
 	builder *builder
 
-	mu     sync.Mutex
-	stats  trackerStats
-	last   time.Time // when the last snapshot was read
-	missed    int64 // runs reported missed
-	following int   // jobs followed after the last snapshot
+	mu        sync.Mutex
+	stats     trackerStats
+	last      time.Time // when the last snapshot was read
+	missed    int64     // runs reported missed
+	following int       // jobs followed after the last snapshot
 }
 
 // NewPoller returns the poller of a sidekiq source named name. It does no
