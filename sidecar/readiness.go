@@ -190,11 +190,22 @@ func (w *Watcher) Readiness() (ready bool, reasons []string) {
 	return len(reasons) == 0, reasons
 }
 
-// readyText is the body of /readyz.
+// readyText is the body of /readyz. An event store that fails does not
+// make the watch unready (the audit goes on, its backlog waits in the
+// state), but the body says so.
 func (w *Watcher) readyText() (int, string) {
 	ready, reasons := w.Readiness()
-	if ready {
-		return 200, "ready\n"
+	w.mu.Lock()
+	sw := w.storeW
+	w.mu.Unlock()
+	degraded := ""
+	if sw != nil {
+		if p := sw.problem(); p != "" {
+			degraded = "degraded: " + p + "\n"
+		}
 	}
-	return 503, "not ready\n" + strings.Join(reasons, "\n") + "\n"
+	if ready {
+		return 200, "ready\n" + degraded
+	}
+	return 503, "not ready\n" + strings.Join(reasons, "\n") + "\n" + degraded
 }

@@ -47,6 +47,20 @@ type meta struct {
 	Lost map[string]*lostGap `json:"lost,omitempty"`
 	// Published is, per sink, the last revision it holds.
 	Published map[string]uint64 `json:"published"`
+	// History lists the segments of journal kept beyond the snapshot
+	// (history.go), oldest first. HistoryFloor is a time at or after
+	// every event taken before the history's first chunk (MinInt64: the
+	// history holds everything); nil when not known (a state from before
+	// the history).
+	History      []historySeg `json:"history,omitempty"`
+	HistoryFloor *int64       `json:"history_floor,omitempty"`
+	// ConfigText is what ConfigHash covers, to say what changed.
+	ConfigText string `json:"config_text,omitempty"`
+	// Totals are the summary's counts at this checkpoint; Base what the
+	// engine's own summary lacks of them since a re-judging rebuilt it
+	// from the history (rejudge.go).
+	Totals *counts `json:"totals,omitempty"`
+	Base   counts  `json:"base"`
 	// Checkpoints counts commits, for metrics and tests.
 	Checkpoints uint64    `json:"checkpoints"`
 	Time        time.Time `json:"time"`

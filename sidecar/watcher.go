@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/twicehq/twice/detectors"
 	"github.com/twicehq/twice/engine"
 	"github.com/twicehq/twice/internal/backoff"
 	"github.com/twicehq/twice/twicetype"
@@ -48,10 +49,26 @@ type Options struct {
 	// the wall clock; off when replaying history.
 	IdleAdvance bool
 	// Store, if set, receives every event the engine takes and every
-	// malformed record, at each checkpoint before it commits: at least
-	// once (a crash between the two writes the last interval again, which
-	// a store that keeps the first copy of an identity absorbs).
+	// malformed record, from the journal after each checkpoint commits,
+	// by a writer of its own: a store that is down holds nothing up, its
+	// backlog waits in StateDir (storebuffer.go). At least once: a crash
+	// between a write and its record writes it again, which a store that
+	// keeps the first copy of an identity absorbs.
 	Store EventStore
+	// StoreName names the store in the state (a DSN without password):
+	// another name starts a new store position.
+	StoreName string
+	// HistoryMaxBytes caps the journal history kept in StateDir for
+	// re-judging and for the store's backlog; 0 means
+	// DefaultHistoryMaxBytes.
+	HistoryMaxBytes int64
+	// ConfigText describes what Engine.ConfigHash covers, a line each
+	// (audit.ConfigText), to say what changed when a state is re-judged.
+	ConfigText string
+	// ResetState rebuilds the detector state from the history when the
+	// snapshot cannot be restored (written by another twice version)
+	// instead of refusing the state (rejudge.go).
+	ResetState bool
 	// Registry receives the metrics; nil keeps them unregistered.
 	Registry prometheus.Registerer
 	// Now is the wall clock; nil means time.Now.
@@ -61,16 +78,19 @@ type Options struct {
 }
 
 // EventStore keeps the events audited, for audits where they live
-// (storage/clickhouse.Sink).
+// (storage/clickhouse).
 type EventStore interface {
+	// Prepare readies the store (creates or migrates its tables); it is
+	// called, until it succeeds, before the first write.
+	Prepare(ctx context.Context) error
 	Write(ctx context.Context, evs []twicetype.Event) error
 	WriteMalformed(ctx context.Context, ms []twicetype.Malformed) error
+	// Flush returns once what was written is in the store.
 	Flush(ctx context.Context) error
+	// Discard drops what a failed Write, WriteMalformed or Flush left
+	// buffered: all of it is written again.
+	Discard()
 }
-
-// maxStorePending bounds the events held for a store that fails: past
-// it the oldest are dropped and counted.
-const maxStorePending = 1_000_000
 
 // Watcher runs streams through the engine until shut down.
 type Watcher struct {
@@ -96,9 +116,17 @@ type Watcher struct {
 	changed map[string]*savedFinding
 	snapAt  time.Time
 	ckptAt  time.Time
-	// toStore and malToStore wait for the next write to the store.
-	toStore    []twicetype.Event
-	malToStore []twicetype.Malformed
+	// journalRecords counts the events and malformed records in
+	// journal; chunkRecords those of each chunk in the store's journal
+	// bucket (since the last snapshot).
+	journalRecords int
+	chunkRecords   map[uint64]int
+	storeW         *storeWriter
+	sm             *stateMetrics
+	// rejudging is set when the state is rebuilt under another
+	// configuration (rejudge.go); historyCapped once the history's cap
+	// has dropped a segment (logged once).
+	rejudging, historyCapped bool
 	// reasons are the malformed reasons labelled so far, by source.
 	reasons map[string]map[string]bool
 	// maxTaken is the largest event time the engine has taken.
@@ -165,6 +193,7 @@ func New(opts Options) *Watcher {
 		view:   newFindingView(),
 		health: newSourceHealth(opts.Registry, opts.Streams, opts.Sinks),
 		cov:    newCoverage(opts.Registry),
+		sm:     newStateMetrics(opts.Registry),
 	}
 }
 
@@ -230,6 +259,9 @@ func (w *Watcher) Shutdown(ctx context.Context) error {
 	w.mu.Lock()
 	if !w.started {
 		w.started, w.stopped = true, true
+		if w.st != nil { // opened by Open
+			_ = w.st.close()
+		}
 		close(w.done)
 		w.mu.Unlock()
 		return nil
@@ -250,24 +282,11 @@ func (w *Watcher) Shutdown(ctx context.Context) error {
 // restore opens the store and rebuilds the engine of the last
 // checkpoint: its snapshot, then its journal replayed.
 func (w *Watcher) restore(ctx context.Context) error {
-	st, err := openStore(w.opts.StateDir)
-	if err != nil {
+	if err := w.open(); err != nil {
 		return err
 	}
-	w.st = st
-	m, err := st.loadMeta()
-	if err != nil {
-		return err
-	}
-	if m == nil {
-		m = &meta{Version: storeVersion, ConfigHash: w.opts.Engine.ConfigHash, NextJournal: 1, NextSeq: 1}
-	}
-	if m.Version != storeVersion {
-		return fmt.Errorf("state %s: store version %d, this twice reads %d", w.opts.StateDir, m.Version, storeVersion)
-	}
-	if m.ConfigHash != w.opts.Engine.ConfigHash {
-		return fmt.Errorf("state %s was written with another configuration (detectors, rules or engine settings changed): move it away to start afresh", w.opts.StateDir)
-	}
+	st, m := w.st, w.meta
+	var err error
 	if m.Lanes == nil {
 		m.Lanes = map[string]lanePos{}
 	}
@@ -290,7 +309,12 @@ func (w *Watcher) restore(ctx context.Context) error {
 		}
 	}
 	w.meta = m
-	if m.Snapshot != "" {
+	if w.rejudging {
+		// Another configuration: rebuilt from the history (rejudge.go).
+		if err := w.rebuild(); err != nil {
+			return err
+		}
+	} else if m.Snapshot != "" {
 		f, err := os.Open(filepath.Join(w.opts.StateDir, m.Snapshot))
 		if err != nil {
 			return fmt.Errorf("snapshot: %w", err)
@@ -305,9 +329,11 @@ func (w *Watcher) restore(ctx context.Context) error {
 	}
 	w.removeStaleSnapshots()
 	replayed, chunks := 0, 0
-	err = st.journal(func(chunk []byte) error {
-		n, err := replayChunk(w.eng, chunk)
+	w.chunkRecords = map[uint64]int{}
+	err = st.journalChunks(func(no uint64, chunk []byte) error {
+		n, records, err := replayChunkCounted(w.eng, chunk)
 		replayed += n
+		w.chunkRecords[no] = records
 		chunks++
 		w.m.journalBytes.Add(float64(len(chunk)))
 		return err
@@ -315,7 +341,10 @@ func (w *Watcher) restore(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("journal replay: %w", err)
 	}
-	w.reported = w.eng.Summary()
+	if w.rejudging {
+		w.rejudgeBase()
+	}
+	w.reported = w.summary()
 	if wm, ok := w.eng.Watermark(); ok {
 		// Event time when the last checkpoint was taken: idle advance
 		// counts from there.
@@ -331,6 +360,9 @@ func (w *Watcher) restore(ctx context.Context) error {
 		w.view.set(fp, sf)
 		w.standing(sf, +1)
 	}
+	if w.rejudging {
+		w.rejudgeFindings()
+	}
 	w.flushViews()
 	now := w.opts.Now()
 	w.snapAt, w.ckptAt = now, now
@@ -345,6 +377,14 @@ func (w *Watcher) restore(ctx context.Context) error {
 	w.cov.restored(m.Lost)
 	w.lanes = map[string]*lane{}
 	w.merge.idle = w.opts.IdleTimeout
+	// The event store's writer, from where it got to (storebuffer.go).
+	w.removeStaleSegments()
+	if err := w.openStoreWriter(w.chunkRecords); err != nil {
+		return err
+	}
+	if w.storeW != nil {
+		w.storeW.start()
+	}
 	return nil
 }
 
@@ -434,6 +474,7 @@ func (w *Watcher) run() {
 			err = fmt.Errorf("findings sink %s: %w", s.Name(), serr)
 		}
 	}
+	w.stopStoreWriter(ctx)
 	if cerr := w.st.close(); cerr != nil && err == nil {
 		err = cerr
 	}
@@ -469,7 +510,9 @@ func (w *Watcher) loop() error {
 			w.idleAdvance()
 			w.flushViews()
 			if w.opts.Now().Sub(w.ckptAt) >= w.opts.CheckpointInterval {
-				snap := w.opts.Now().Sub(w.snapAt) >= w.opts.SnapshotInterval
+				// A re-judged state is the new configuration's from its
+				// first snapshot on.
+				snap := w.opts.Now().Sub(w.snapAt) >= w.opts.SnapshotInterval || w.rejudging
 				if err := w.checkpoint(context.Background(), snap); err != nil {
 					return err
 				}
@@ -506,8 +549,8 @@ func (w *Watcher) release() {
 	w.merge.release(w.opts.Now(), func(l *lane, r Record) {
 		switch {
 		case r.Malformed != nil:
-			if w.takeMalformed(l, r) && w.opts.Store != nil {
-				w.malToStore = append(w.malToStore, *r.Malformed)
+			if w.takeMalformed(l, r) {
+				w.journalRecords++
 			}
 			return
 		case r.Lost != nil:
@@ -519,9 +562,7 @@ func (w *Watcher) release() {
 		ev := r.Event
 		w.maxTaken = max(w.maxTaken, ev.Time)
 		w.eng.Add(ev)
-		if w.opts.Store != nil {
-			w.toStore = append(w.toStore, *ev)
-		}
+		w.journalRecords++
 		w.journal = appendEventEntry(w.journal, ev)
 		w.m.events.WithLabelValues(w.opts.Streams[l.stream].Name(), ev.Kind.String()).Inc()
 	})
@@ -559,9 +600,12 @@ func (w *Watcher) idleAdvance() {
 
 // flushViews turns the findings that changed into revisions: in the
 // outbox for the next checkpoint, and on the API at once.
-func (w *Watcher) flushViews() {
+func (w *Watcher) flushViews() { w.applyViews(w.eng.Changes()) }
+
+// applyViews turns views of findings into revisions (flushViews).
+func (w *Watcher) applyViews(views []detectors.View) {
 	now := w.opts.Now()
-	for _, v := range w.eng.Changes() {
+	for _, v := range views {
 		old := w.saved[v.Fingerprint]
 		rev := uint64(1)
 		if old != nil {
@@ -610,7 +654,7 @@ func (w *Watcher) flushViews() {
 
 // updateGauges refreshes the metrics read off the engine.
 func (w *Watcher) updateGauges() {
-	s := w.eng.Summary()
+	s := w.summary()
 	w.m.repeated.Add(float64(s.RepeatedIDs - w.reported.RepeatedIDs))
 	w.m.late.Add(float64(s.Late - w.reported.Late))
 	w.reported = s
@@ -641,7 +685,8 @@ func (w *Watcher) checkpoint(ctx context.Context, snapshot bool) error {
 	m := w.meta
 	w.saveLanes(m)
 	m.Time = start
-	w.writeStore(ctx)
+	totals := countsOf(w.summary())
+	m.Totals = &totals
 	c := &checkpoint{meta: m, outbox: w.outbox, findings: w.changed}
 	oldSnap := m.Snapshot
 	if snapshot {
@@ -650,14 +695,20 @@ func (w *Watcher) checkpoint(ctx context.Context, snapshot bool) error {
 			return err
 		}
 		m.Snapshot = name
+		m.ConfigHash, m.ConfigText = w.opts.Engine.ConfigHash, w.opts.ConfigText
+		w.rejudging = false
 		c.dropJournal = true
 		w.snapAt = start
 		w.m.snapshotDur.Observe(w.opts.Now().Sub(start).Seconds())
 		w.m.journalBytes.Set(0)
-	} else if len(w.journal) > 0 {
-		c.journal = compressChunk(w.journal)
-		w.m.journalBytes.Add(float64(len(c.journal)))
 	}
+	// The interval's chunk goes to the journal, or with the journal to
+	// the history when a snapshot absorbs it (history.go).
+	chunk, err := w.journalChunkOf(c, snapshot)
+	if err != nil {
+		return err
+	}
+	drop := w.pruneHistory(m)
 	if err := w.st.commit(c); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
@@ -665,6 +716,7 @@ func (w *Watcher) checkpoint(ctx context.Context, snapshot bool) error {
 	if snapshot && oldSnap != "" && oldSnap != m.Snapshot {
 		os.Remove(filepath.Join(w.opts.StateDir, oldSnap))
 	}
+	w.journalCommitted(chunk, snapshot, drop)
 	w.journal = w.journal[:0]
 	w.outbox = nil
 	w.changed = map[string]*savedFinding{}
@@ -682,33 +734,6 @@ func (w *Watcher) checkpoint(ctx context.Context, snapshot bool) error {
 	}
 	w.commitUpstream(ctx)
 	return nil
-}
-
-// writeStore writes what the engine took since the last checkpoint to the
-// store. On failure the events wait for the next checkpoint, up to
-// maxStorePending.
-func (w *Watcher) writeStore(ctx context.Context) {
-	if w.opts.Store == nil || len(w.toStore)+len(w.malToStore) == 0 {
-		return
-	}
-	err := w.opts.Store.Write(ctx, w.toStore)
-	if err == nil {
-		err = w.opts.Store.WriteMalformed(ctx, w.malToStore)
-	}
-	if err == nil {
-		err = w.opts.Store.Flush(ctx)
-	}
-	if err == nil {
-		w.m.stored.Add(float64(len(w.toStore)))
-		w.toStore, w.malToStore = w.toStore[:0], w.malToStore[:0]
-		return
-	}
-	w.m.storeErrors.Inc()
-	w.opts.Logf("store: %v (retried at the next checkpoint)", err)
-	if over := len(w.toStore) - maxStorePending; over > 0 {
-		w.m.storeDropped.Add(float64(over))
-		w.toStore = append(w.toStore[:0], w.toStore[over:]...)
-	}
 }
 
 // publishTo publishes the outbox entries the sink does not hold yet.

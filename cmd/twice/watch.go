@@ -27,9 +27,10 @@ import (
 const shutdownTimeout = 10 * time.Second
 
 type watchFlags struct {
-	config   string
-	stateDir string
-	listen   string
+	config     string
+	stateDir   string
+	listen     string
+	resetState bool
 }
 
 func newWatchCmd(e env) *cobra.Command {
@@ -47,7 +48,14 @@ State is checkpointed to watch.state_dir every watch.checkpoint_interval: a
 restart, even after SIGKILL, resumes where the last checkpoint left off,
 with no event lost or counted twice and no finding revision lost or
 published twice. SIGTERM or SIGINT stops intake, commits a last checkpoint
-and exits within 10s.`,
+and exits within 10s.
+
+Changed rules, detector settings, redaction or engine settings re-judge the
+state: positions and finding revisions are kept, and the events of the
+last horizon, kept in state_dir, are audited again under the new
+configuration (findings it no longer makes are resolved). A state another
+twice version wrote is refused (exit 2) before anything starts;
+--reset-state then rebuilds the detector state from that history.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runWatch(cmd.Context(), e, f)
@@ -57,6 +65,7 @@ and exits within 10s.`,
 	fl.StringVarP(&f.config, "config", "c", "twice.yaml", "twice.yaml with sources and a watch section")
 	fl.StringVar(&f.stateDir, "state-dir", "", "override watch.state_dir")
 	fl.StringVar(&f.listen, "listen", "", `override watch.listen ("off" for no HTTP API)`)
+	fl.BoolVar(&f.resetState, "reset-state", false, "rebuild the detector state from the history in state_dir when its snapshot is another twice version's")
 	return cmd
 }
 
@@ -112,17 +121,18 @@ func runWatch(ctx context.Context, e env, f watchFlags) error {
 	opts.Detectors.MaxEntities = w.Limits.MaxEntities
 	opts.MaxIdentities = w.Limits.MaxIdentities
 
+	// The store is not reached here: a store that is down must not stop
+	// the audit. The watch migrates and writes it when it answers, and
+	// keeps the events meanwhile (sidecar/storebuffer.go).
 	var store sidecar.EventStore
+	storeName := ""
 	if w.Store != "" {
 		st, err := clickhouse.Open(w.Store, clickhouse.Options{})
 		if err != nil {
 			return usageErr("watch.store: %v", err)
 		}
 		defer st.Close()
-		if err := st.Migrate(ctx); err != nil {
-			return inputErr(fmt.Errorf("watch.store %s: %w", st.DSN(), err))
-		}
-		store = st.Sink(clickhouse.SinkOptions{})
+		store, storeName = newWatchStore(st), st.DSN().String()
 	}
 
 	reg := prometheus.NewRegistry()
@@ -131,13 +141,23 @@ func runWatch(ctx context.Context, e env, f watchFlags) error {
 		Engine: opts, StateDir: w.StateDir,
 		CheckpointInterval: w.CheckpointInterval, SnapshotInterval: w.SnapshotInterval,
 		IdleTimeout: w.IdleTimeout, IdleAdvance: w.IdleAdvance, Streams: streams, Sinks: sinks,
-		Store: store, Registry: reg, Logf: logf,
+		Store: store, StoreName: storeName, Registry: reg, Logf: logf,
+		ConfigText: audit.ConfigText(cfg), ResetState: f.resetState,
 	})
+	// The state is checked before anything starts or is served: a state
+	// this twice cannot use is a configuration error.
+	if err := watcher.Open(ctx); err != nil {
+		if errors.Is(err, sidecar.ErrStateMismatch) {
+			return usageErr("%v", err)
+		}
+		return inputErr(err)
+	}
 
 	var srv *http.Server
 	if w.Listen != "" {
 		ln, err := net.Listen("tcp", w.Listen)
 		if err != nil {
+			watcher.Shutdown(ctx) // releases the state
 			return usageErr("watch.listen: %v", err)
 		}
 		srv = &http.Server{Handler: watcher.Handler(reg), ReadHeaderTimeout: 5 * time.Second}
