@@ -4,6 +4,7 @@ package builtin
 
 import (
 	"github.com/twicehq/twice/collectors/bullmq"
+	"github.com/twicehq/twice/collectors/celery"
 	"github.com/twicehq/twice/collectors/file"
 	"github.com/twicehq/twice/collectors/kafka"
 	"github.com/twicehq/twice/collectors/sidekiq"
@@ -17,5 +18,6 @@ func Registry() *sources.Registry {
 		kafka.Factory{},
 		sidekiq.Factory{},
 		bullmq.Factory{},
+		celery.Factory{},
 	)
 }
