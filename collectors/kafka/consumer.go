@@ -74,9 +74,9 @@ type Consumer struct {
 	positions map[TopicPartition]int64 // next offset Poll returns, per partition
 	// failing holds, per partition whose last fetch failed, the error.
 	failing map[TopicPartition]error
-	cancel    context.CancelFunc
-	wg        sync.WaitGroup
-	out       chan []Record
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	out     chan []Record
 }
 
 // NewConsumer returns a Consumer of a kafka source. It does no I/O.
