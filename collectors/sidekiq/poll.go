@@ -105,7 +105,7 @@ func (p *Poller) take(s *snapshot) (*collectors.Batch, error) {
 		b.Events = append(b.Events, ev)
 	}
 	for _, x := range bad {
-		b.Malformed = append(b.Malformed, twicetype.Malformed{Source: p.name + " " + x.lane, Reason: x.reason})
+		b.Malformed = append(b.Malformed, twicetype.Malformed{Source: p.name + " " + x.lane, Line: x.at, Reason: x.reason})
 	}
 	if n := p.tracker.missedNow; n > 0 {
 		b.Lost = append(b.Lost, twicetype.Gap{Source: p.name, Lane: missedLane, Reason: missedReason, Count: n, To: s.Now})

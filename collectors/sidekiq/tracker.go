@@ -141,6 +141,9 @@ type emission struct {
 // badPayload is a payload that is not a Sidekiq job.
 type badPayload struct {
 	lane, reason string
+	// at is its place in the structure as read: 1 for the next job to
+	// run (or retry), counting back.
+	at int64
 }
 
 // tracker turns successive snapshots into events. It does no I/O and
@@ -201,7 +204,7 @@ func (t *tracker) observe(s *snapshot) ([]emission, []badPayload) {
 	var out []emission
 	var bad []badPayload
 	cache := make(map[string]*job, len(t.cache))
-	parse := func(raw, lane string) *job {
+	parse := func(raw, lane string, at int) *job {
 		if j, ok := cache[raw]; ok {
 			return j
 		}
@@ -213,7 +216,7 @@ func (t *tracker) observe(s *snapshot) ([]emission, []badPayload) {
 				if !t.bad[h] {
 					t.bad[h] = true
 					t.stats.Malformed++
-					bad = append(bad, badPayload{lane: lane, reason: err.Error() + ": " + strconv.Quote(shorten(raw))})
+					bad = append(bad, badPayload{lane: lane, at: int64(at), reason: err.Error() + ": " + strconv.Quote(shorten(raw))})
 				}
 				return nil
 			}
@@ -308,7 +311,7 @@ func (t *tracker) observe(s *snapshot) ([]emission, []badPayload) {
 	// The dead set: new entries only.
 	maxScore := t.cursor
 	atMax := map[string]bool{}
-	for _, z := range s.Dead {
+	for i, z := range s.Dead {
 		h := payloadHash(z.Raw)
 		if z.Score < t.cursor || (z.Score == t.cursor && t.atCur[h]) {
 			continue
@@ -319,7 +322,7 @@ func (t *tracker) observe(s *snapshot) ([]emission, []badPayload) {
 		case z.Score == maxScore:
 			atMax[h] = true
 		}
-		j := parse(z.Raw, "dead")
+		j := parse(z.Raw, "dead", i+1)
 		if j == nil {
 			continue
 		}
@@ -350,9 +353,9 @@ func (t *tracker) observe(s *snapshot) ([]emission, []badPayload) {
 
 	// The retry set: every failure that will be retried.
 	var retryMax float64
-	for _, z := range s.Retry {
+	for i, z := range s.Retry {
 		retryMax = max(retryMax, z.Score)
-		j := parse(z.Raw, "retry")
+		j := parse(z.Raw, "retry", i+1)
 		if j == nil || seenNow[j.JID] {
 			continue
 		}
@@ -374,8 +377,8 @@ func (t *tracker) observe(s *snapshot) ([]emission, []badPayload) {
 	// Queue lists: jobs waiting.
 	for _, q := range sortedKeys(s.Queues) {
 		lane := "queue:" + q
-		for _, raw := range s.Queues[q] {
-			j := parse(raw, lane)
+		for i, raw := range s.Queues[q] {
+			j := parse(raw, lane, len(s.Queues[q])-i)
 			if j == nil || seenNow[j.JID] {
 				continue
 			}
@@ -392,9 +395,9 @@ func (t *tracker) observe(s *snapshot) ([]emission, []badPayload) {
 		if t.procs[p.Identity].dead {
 			continue
 		}
-		for _, w := range p.Work {
+		for i, w := range p.Work {
 			lane := "queue:" + w.Queue
-			j := parse(w.Raw, lane)
+			j := parse(w.Raw, p.Identity+":work", i+1)
 			if j == nil || seenNow[j.JID] {
 				continue
 			}

@@ -226,8 +226,8 @@ func TestTrackerMalformedOnce(t *testing.T) {
 	tr := newTestTracker()
 	for i := 0; i < 3; i++ {
 		_, bad := tr.observe(&at(1100+float64(i)).queue("default", `{"jid":1}`, "not json").s)
-		if i == 0 && len(bad) != 2 {
-			t.Fatalf("first poll: %d malformed, want 2: %v", len(bad), bad)
+		if i == 0 && (len(bad) != 2 || bad[0].at != 2 || bad[1].at != 1 || bad[0].lane != "queue:default") {
+			t.Fatalf("first poll: malformed %+v, want 2, the next to run at 1", bad)
 		}
 		if i > 0 && len(bad) != 0 {
 			t.Fatalf("poll %d: %d malformed again", i, len(bad))
