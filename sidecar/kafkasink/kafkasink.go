@@ -29,6 +29,11 @@ type Sink struct {
 	mu     sync.Mutex
 	w      *kafka.Writer
 	closed bool
+	// unsure is set while the last publish failed: the broker may have
+	// taken part of it (one partition's batch written, another's
+	// refused), so the next publish reads the topic's tail back and
+	// skips what is there, as Start does after a crash.
+	unsure bool
 }
 
 // New returns a sink for topic on brokers. It does no I/O.
@@ -151,13 +156,27 @@ func messageSeq(m kafka.Message) (uint64, bool) {
 }
 
 // Publish implements sidecar.Sink; it returns once every broker replica
-// has the revisions.
+// has the revisions. After a publish that failed, it first reads back
+// from the end of each partition the revisions the broker took anyway,
+// and does not write them again: a publish retried after a partial
+// failure writes each revision once.
 func (s *Sink) Publish(ctx context.Context, revs []sidecar.Revision) error {
 	s.mu.Lock()
-	w := s.w
+	w, unsure := s.w, s.unsure
 	s.mu.Unlock()
 	if w == nil {
 		return errors.New("kafka sink not started")
+	}
+	if unsure && len(revs) > 0 {
+		first := revs[0].Seq
+		for _, r := range revs {
+			first = min(first, r.Seq)
+		}
+		held, err := s.recover(ctx, first-1)
+		if err != nil {
+			return fmt.Errorf("kafka topic %s: reading back after a failed publish: %w", s.topic, err)
+		}
+		revs = notHeld(revs, held)
 	}
 	msgs := make([]kafka.Message, len(revs))
 	for i, r := range revs {
@@ -167,10 +186,33 @@ func (s *Sink) Publish(ctx context.Context, revs []sidecar.Revision) error {
 			Headers: []kafka.Header{{Key: seqHeader, Value: []byte(strconv.FormatUint(r.Seq, 10))}},
 		}
 	}
-	if err := w.WriteMessages(ctx, msgs...); err != nil {
+	err := w.WriteMessages(ctx, msgs...)
+	s.mu.Lock()
+	s.unsure = err != nil
+	s.mu.Unlock()
+	var werr kafka.WriteErrors
+	if errors.As(err, &werr) && werr.Count() < len(werr) {
+		return fmt.Errorf("kafka topic %s: %d of %d revisions written, the rest refused (the written ones are not written again): %w",
+			s.topic, len(werr)-werr.Count(), len(werr), err)
+	}
+	if err != nil {
 		return fmt.Errorf("kafka topic %s: %w", s.topic, err)
 	}
 	return nil
+}
+
+// notHeld returns the revisions of revs whose seq is not in held.
+func notHeld(revs []sidecar.Revision, held map[uint64]bool) []sidecar.Revision {
+	if len(held) == 0 {
+		return revs
+	}
+	out := make([]sidecar.Revision, 0, len(revs))
+	for _, r := range revs {
+		if !held[r.Seq] {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // Shutdown implements sidecar.Sink.
