@@ -23,6 +23,7 @@ type streamCollector struct {
 
 var _ collectors.Collector = (*streamCollector)(nil)
 
+// Name names the source and its stream.
 func (c *streamCollector) Name() string { return c.r.name + " " + c.r.key }
 
 // Start connects and notes where the stream ends now.
@@ -77,6 +78,7 @@ func (c *streamCollector) Next(ctx context.Context) (*collectors.Batch, error) {
 	return b, nil
 }
 
+// Shutdown closes the connection; safe twice.
 func (c *streamCollector) Shutdown(ctx context.Context) error { return c.r.Shutdown(ctx) }
 
 // snapshotCollector reads one snapshot of Sidekiq's structures for an
@@ -89,8 +91,13 @@ type snapshotCollector struct {
 
 var _ collectors.Collector = (*snapshotCollector)(nil)
 
-func (c *snapshotCollector) Name() string                       { return c.p.name }
-func (c *snapshotCollector) Start(ctx context.Context) error    { return c.p.Start(ctx) }
+// Name names the source.
+func (c *snapshotCollector) Name() string { return c.p.name }
+
+// Start connects.
+func (c *snapshotCollector) Start(ctx context.Context) error { return c.p.Start(ctx) }
+
+// Shutdown closes the connection; safe twice.
 func (c *snapshotCollector) Shutdown(ctx context.Context) error { return c.p.Shutdown(ctx) }
 
 // Next returns the snapshot's events, then io.EOF.

@@ -3,7 +3,6 @@ package sidekiq
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -182,11 +181,4 @@ func parseWork(raw string) (work, bool) {
 		}
 	}
 	return w, true
-}
-
-// isRedisDown reports whether err means Redis could not be reached, as
-// opposed to a command error.
-func isRedisDown(err error) bool {
-	var re redis.Error
-	return err != nil && !(errors.As(err, &re) && !strings.HasPrefix(re.Error(), "LOADING"))
 }

@@ -166,7 +166,7 @@ func (t *tracker) load(text string) error {
 		t.jobs[sj.JID] = &tracked{
 			j: j, at: sj.At, proc: sj.Proc, beat: sj.Beat, queuedAt: sj.QueuedAt, seenAt: sj.SeenAt, afterRetry: sj.AfterRetry,
 			leftSeq: sj.LeftSeq, unexplainedAt: sj.UnexplainedAt, retryScore: sj.RetryScore, countedF: sj.CountedF,
-			seen: st.Seq, emitted: map[string]bool{},
+			emitted: map[string]bool{},
 		}
 	}
 	return nil

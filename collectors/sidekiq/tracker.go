@@ -92,7 +92,6 @@ type tracked struct {
 	// countedF is the failure (its failed_at) last counted in
 	// FailuresSeen, so a failure seen in many polls counts once.
 	countedF string
-	seen     uint64 // the snapshot seq it was last seen at
 	emitted  map[string]bool
 }
 
@@ -303,7 +302,7 @@ func (t *tracker) observe(s *snapshot) ([]emission, []badPayload) {
 	seenNow := map[string]bool{}
 	mark := func(tj *tracked, j *job) {
 		tj.j = j
-		tj.seen, tj.seenAt = t.seq, s.Now
+		tj.seenAt = s.Now
 		tj.unexplainedAt = t.unexplained()
 		seenNow[j.JID] = true
 	}

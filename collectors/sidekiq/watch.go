@@ -39,9 +39,14 @@ var (
 	_ sources.HealthReporter = (*pollStream)(nil)
 )
 
-func (s *pollStream) Name() string     { return s.p.name }
+// Name names the source.
+func (s *pollStream) Name() string { return s.p.name }
+
+// Replayable is false: Sidekiq keeps no history of its queues.
 func (s *pollStream) Replayable() bool { return false }
-func (s *pollStream) Lanes() []string  { return []string{PollLane} }
+
+// Lanes is the one lane, PollLane.
+func (s *pollStream) Lanes() []string { return []string{PollLane} }
 
 // Start loads the state of the checkpoint (once) and connects.
 func (s *pollStream) Start(ctx context.Context, resume map[string]sources.Position) error {
@@ -127,6 +132,7 @@ func (s *pollStream) setHealth(err error) {
 	s.mu.Unlock()
 }
 
+// Shutdown closes the connection; safe twice.
 func (s *pollStream) Shutdown(ctx context.Context) error { return s.p.Shutdown(ctx) }
 
 // middlewareStream lets `twice watch` read the middleware's stream: one
@@ -148,9 +154,14 @@ var (
 	_ sources.Ordered        = (*middlewareStream)(nil)
 )
 
-func (s *middlewareStream) Name() string     { return s.r.name }
+// Name names the source.
+func (s *middlewareStream) Name() string { return s.r.name }
+
+// Replayable is true: the stream is read again from any entry it holds.
 func (s *middlewareStream) Replayable() bool { return true }
-func (s *middlewareStream) Lanes() []string  { return []string{s.lane} }
+
+// Lanes is the one lane, the stream's key.
+func (s *middlewareStream) Lanes() []string { return []string{s.lane} }
 
 // Start connects and resumes after the checkpoint's position.
 func (s *middlewareStream) Start(ctx context.Context, resume map[string]sources.Position) error {
@@ -204,6 +215,7 @@ func (s *middlewareStream) Lag(ctx context.Context) (map[string]int64, error) {
 // consumer group, and trimmed by the middleware's MAXLEN.
 func (s *middlewareStream) Commit(context.Context, map[string]sources.Position) error { return nil }
 
+// Health is the error of the last read, or nil.
 func (s *middlewareStream) Health() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -216,4 +228,5 @@ func (s *middlewareStream) setHealth(err error) {
 	s.mu.Unlock()
 }
 
+// Shutdown closes the connection; safe twice.
 func (s *middlewareStream) Shutdown(ctx context.Context) error { return s.r.Shutdown(ctx) }
