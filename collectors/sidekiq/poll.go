@@ -47,9 +47,13 @@ func NewPoller(name string, cfg Config) (*Poller, error) {
 		return nil, fmt.Errorf("sidekiq %s: a poller for mode %s", name, cfg.Mode)
 	}
 	m := newMapping(cfg)
+	t := newTracker(&m, int64(deadAfter))
+	if len(cfg.Queues) > 0 {
+		t.match = cfg.matchQueue
+	}
 	return &Poller{
 		name: name, cfg: cfg, keys: keys{cfg.Namespace},
-		tracker: newTracker(&m, int64(deadAfter)),
+		tracker: t,
 		builder: newBuilder(name),
 	}, nil
 }

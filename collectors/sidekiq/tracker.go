@@ -161,6 +161,10 @@ type tracker struct {
 	// historyOnly emits only what Sidekiq keeps as history, the failures
 	// of the retry and dead sets, for audits.
 	historyOnly bool
+	// match says whether a queue is read; nil reads every queue. Queue
+	// lists are chosen by it before they are read; payloads of the retry
+	// and dead sets and work hashes by their queue.
+	match func(queue string) bool
 
 	baseProcessed, baseFailed int64
 	hasBase                   bool
@@ -204,23 +208,25 @@ func (t *tracker) observe(s *snapshot) ([]emission, []badPayload) {
 	var bad []badPayload
 	cache := make(map[string]*job, len(t.cache))
 	parse := func(raw, lane string, at int) *job {
-		if j, ok := cache[raw]; ok {
-			return j
-		}
-		j, ok := t.cache[raw]
+		j, ok := cache[raw]
 		if !ok {
-			var err error
-			if j, err = parseJob([]byte(raw), t.m); err != nil {
-				h := payloadHash(raw)
-				if !t.bad[h] {
-					t.bad[h] = true
-					t.stats.Malformed++
-					bad = append(bad, badPayload{lane: lane, at: int64(at), reason: err.Error() + ": " + strconv.Quote(shorten(raw))})
+			if j, ok = t.cache[raw]; !ok {
+				var err error
+				if j, err = parseJob([]byte(raw), t.m); err != nil {
+					h := payloadHash(raw)
+					if !t.bad[h] {
+						t.bad[h] = true
+						t.stats.Malformed++
+						bad = append(bad, badPayload{lane: lane, at: int64(at), reason: err.Error() + ": " + strconv.Quote(shorten(raw))})
+					}
+					return nil
 				}
-				return nil
 			}
+			cache[raw] = j
 		}
-		cache[raw] = j
+		if t.match != nil && !t.match(j.Queue) {
+			return nil
+		}
 		return j
 	}
 	emit := func(tj *tracked, sp spec, lane string) {

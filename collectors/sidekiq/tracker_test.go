@@ -307,3 +307,15 @@ func TestTrackerDeadProcessThatCouldNotHaveRunIt(t *testing.T) {
 		want(t, "Q declared dead", see(t, tr, at(1031).proc("P", "p3").proc("Q", "q1")), "job.succeeded 1 @1031")
 	})
 }
+
+func TestTrackerQueuesFilter(t *testing.T) {
+	tr := newTestTracker()
+	tr.match = Config{Queues: []string{"mail*"}}.matchQueue
+	other := pj("x1", "Charge", 1099.5, "retry_count", 0, "failed_at", 1100.5)
+	mine := strings.Replace(pj("x2", "SendReceipt", 1099.5, "retry_count", 0, "failed_at", 1100.5), `"queue":"default"`, `"queue":"mailers"`, 1)
+	got := see(t, tr, at(1101).retry(other, 1105).retry(mine, 1106).proc("P", "b1", other))
+	want(t, "only mailers", got, "job.enqueued @1099.5", "job.started 1 @1099.5", "job.failed 1 retry=true @1100.5")
+	if len(tr.jobs) != 1 || tr.jobs["x2"] == nil {
+		t.Errorf("followed %v, want x2 only", tr.jobs)
+	}
+}

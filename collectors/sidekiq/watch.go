@@ -56,7 +56,9 @@ func (s *pollStream) Start(ctx context.Context, resume map[string]sources.Positi
 				// Starting afresh costs repeated ids and the judgement of
 				// the jobs in flight, never wrong events.
 				s.logf("source %s: %v; starting without it", s.p.name, err)
-				s.p.tracker = newTracker(s.p.tracker.m, s.p.tracker.deadAfter)
+				fresh := newTracker(s.p.tracker.m, s.p.tracker.deadAfter)
+				fresh.match = s.p.tracker.match
+				s.p.tracker = fresh
 			} else {
 				s.pos = pos
 			}
