@@ -151,13 +151,19 @@ module Twice
         opts[name] || default
       end
 
+      # eval_script runs SCRIPT with call, which both redis-rb (Sidekiq 6)
+      # and redis-client (Sidekiq 7) connections answer.
       def eval_script(conn, keys, argv)
-        @sha ||= conn.script(:load, SCRIPT)
-        conn.evalsha(@sha, keys: keys, argv: argv)
-      rescue ::Redis::CommandError => e
-        raise unless e.message.start_with?("NOSCRIPT")
-        @sha = nil
-        retry
+        reloaded = false
+        begin
+          @sha ||= conn.call("SCRIPT", "LOAD", SCRIPT)
+          conn.call("EVALSHA", @sha, keys.size, *keys, *argv)
+        rescue => e
+          # Redis restarted or its scripts were flushed: load it once more.
+          raise if reloaded || !e.message.start_with?("NOSCRIPT")
+          @sha, reloaded = nil, true
+          retry
+        end
       end
 
       def shutdown?(e)

@@ -150,6 +150,13 @@ class TwiceMiddlewareTest < Minitest::Test
     assert_equal before + 1, Twice::Sidekiq.errors
   end
 
+  def test_scripts_flushed
+    Twice::Sidekiq.publish("enqueued", {"jid" => "q1", "class" => "Charge", "queue" => "default", "args" => []})
+    Sidekiq.redis { |c| c.call("SCRIPT", "FLUSH") }
+    Twice::Sidekiq.publish("enqueued", {"jid" => "q2", "class" => "Charge", "queue" => "default", "args" => []})
+    assert_equal %w[q1 q2], entries.map { |e| e["jid"] }, "after SCRIPT FLUSH the script is loaded again"
+  end
+
   def test_installs_into_sidekiq
     assert Sidekiq.client_middleware.exists?(Twice::Sidekiq::ClientMiddleware)
   end
