@@ -7,18 +7,27 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/logging"
 )
 
 // DefaultBatch is how many stream entries one read asks for.
 const DefaultBatch = 1000
 
+// quietRedis silences go-redis's own log lines (a failed dial, printed
+// on stderr without a word of context): the tap reports every error it
+// gets, with the source and queue, itself.
+var quietRedis sync.Once
+
 // newClient returns a client of the URL: redis:// or rediss:// (TLS),
 // with an ACL user and password when the URL has them, and a database
 // number as its path. It does no I/O.
 func newClient(rawURL string) (*redis.Client, error) {
+	quietRedis.Do(func() { redis.SetLogger(&logging.VoidLogger{}) })
 	opt, err := redis.ParseURL(rawURL)
 	if err != nil {
 		return nil, fmt.Errorf("redis URL %q: %w", redactURL(rawURL), err)
@@ -32,6 +41,26 @@ func newClient(rawURL string) (*redis.Client, error) {
 	opt.PoolSize = 4
 	opt.DisableIdentity = true // no CLIENT SETINFO: one command less, and no ACL rule for it
 	return redis.NewClient(opt), nil
+}
+
+// commandCounter counts the commands a client sends (MULTI and EXEC
+// included), for Stats and for what the tap costs Redis.
+type commandCounter struct{ n atomic.Int64 }
+
+func (c *commandCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (c *commandCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		c.n.Add(1)
+		return next(ctx, cmd)
+	}
+}
+
+func (c *commandCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		c.n.Add(int64(len(cmds)))
+		return next(ctx, cmds)
+	}
 }
 
 // streamInfo is XINFO STREAM of a queue's events stream, read in the same
@@ -159,7 +188,7 @@ var jobFields = []string{"name", "data", "opts", "timestamp", "ats"}
 func lookupJobs(ctx context.Context, c redis.Cmdable, keyPrefix, streamKey string, jobs []string, withAfter bool, last streamID) (*lookupResult, error) {
 	hm := make([]*redis.SliceCmd, len(jobs))
 	var rng *redis.XMessageSliceCmd
-	_, err := c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+	fill := func(p redis.Pipeliner) error {
 		for i, j := range jobs {
 			hm[i] = p.HMGet(ctx, keyPrefix+j, jobFields...)
 		}
@@ -167,7 +196,14 @@ func lookupJobs(ctx context.Context, c redis.Cmdable, keyPrefix, streamKey strin
 			rng = p.XRange(ctx, streamKey, last.exclusive(), "+")
 		}
 		return nil
-	})
+	}
+	var err error
+	if withAfter {
+		// The counts and the entries after must be of one instant.
+		_, err = c.TxPipelined(ctx, fill)
+	} else {
+		_, err = c.Pipelined(ctx, fill) // hashes alone: two commands less
+	}
 	if err != nil {
 		return nil, fmt.Errorf("read %d job(s) of %s: %w", len(jobs), strings.TrimSuffix(keyPrefix, ":"), err)
 	}

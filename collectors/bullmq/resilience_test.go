@@ -341,3 +341,53 @@ func get(addr, path string) (int, string) {
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
 }
+
+// TestAuditJobHashRemoved: a job whose hash is gone (removeOnComplete)
+// before the audit reads it keeps its lifecycle, named by its "added"
+// entry, without key; the audit says how many such jobs there were.
+func TestAuditJobHashRemoved(t *testing.T) {
+	space := servicetest.Redis(t)
+	s := newSynth(t, space.URL, space.Prefix, "sync")
+	ctx := context.Background()
+	for _, id := range []string{"1", "2"} {
+		if err := s.job(ctx, id, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.c.Del(ctx, s.key("2")).Err(); err != nil {
+		t.Fatal(err)
+	}
+	var logs []string
+	col, _ := NewCollector("jobs", Config{Redis: space.URL, Prefix: space.Prefix, Key: "data.k"}, "sync",
+		CollectorOptions{Logf: func(f string, a ...any) { logs = append(logs, fmt.Sprintf(f, a...)) }})
+	if err := col.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer col.Shutdown(ctx)
+	var got []string
+	for {
+		b, err := col.Next(ctx)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range b.Events {
+			got = append(got, fmt.Sprintf("%s %s %s key=%s", e.Kind, e.JobID, e.JobType, e.Key))
+		}
+	}
+	want := []string{
+		"job.enqueued 1 Sync key=1", "job.started 1 Sync key=1", "job.succeeded 1 Sync key=1",
+		"job.enqueued 2 Sync key=", "job.started 2 Sync key=", "job.succeeded 2 Sync key=",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("events:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if len(logs) != 1 || !strings.Contains(logs[0], "1 job(s) were removed from Redis") {
+		t.Errorf("logs %q", logs)
+	}
+	if st := col.Stats(); st.HashMissing != 1 {
+		t.Errorf("stats %+v", st)
+	}
+}

@@ -21,6 +21,13 @@ const rescanEvery = 30 * time.Second
 // is checkpointed as it is read.
 const maxPollRecords = 20_000
 
+// readInterval is the least time between two reads of the queues when
+// they have caught up: entries that trickle in are read in batches of
+// this period instead of one by one, which bounds what twice costs Redis
+// (about 20 reads a second a source, whatever the job rate) at the price
+// of as much detection latency.
+const readInterval = 50 * time.Millisecond
+
 // Stream lets `twice watch` follow a bullmq source (sources.Stream). Its
 // lanes are the queues; a record's position is the stream entry id it
 // was read at, with the count of entries the stream ever held up to it
@@ -42,6 +49,12 @@ type Stream struct {
 	lanes   map[string]*lane
 	resume  map[string]sources.Position
 	scanned time.Time
+	// lastRead is when the queues were last read (readInterval).
+	lastRead time.Time
+	// idle: the last Poll waited for entries and none came.
+	idle bool
+	// commands counts the Redis commands sent, over every connection.
+	commands commandCounter
 
 	// smu guards what other goroutines read while Poll runs.
 	smu    sync.Mutex
@@ -111,6 +124,7 @@ func (s *Stream) Start(ctx context.Context, resume map[string]sources.Position) 
 	if err != nil {
 		return err
 	}
+	cl.AddHook(&s.commands)
 	if err := cl.Ping(ctx).Err(); err != nil {
 		cl.Close()
 		return fmt.Errorf("redis %s: %w", redactURL(s.cfg.Redis), err)
@@ -203,6 +217,23 @@ func (s *Stream) poll(ctx context.Context, wait time.Duration) ([]sources.Record
 		}
 	}
 	names := slices.Sorted(maps.Keys(s.lanes))
+	if s.idle && wait > 0 {
+		// The last Poll read nothing and waited in vain: wait first, so
+		// that an idle source costs Redis one XREAD a Poll.
+		ok, err := s.waitEntries(ctx, names, wait)
+		if err != nil || !ok {
+			return nil, err
+		}
+		if err := sleep(ctx, readInterval); err != nil {
+			return nil, err
+		}
+	} else if d := s.lastRead.Add(readInterval).Sub(s.now()); d > 0 {
+		if err := sleep(ctx, min(d, max(wait, 0))); err != nil {
+			return nil, err
+		}
+	}
+	s.idle = false
+	s.lastRead = s.now()
 	var recs []sources.Record
 	waited := false
 	for {
@@ -224,16 +255,46 @@ func (s *Stream) poll(ctx context.Context, wait time.Duration) ([]sources.Record
 		if waited || wait <= 0 {
 			return recs, nil
 		}
-		keys := make([]string, len(names))
-		after := make([]streamID, len(names))
-		for i, q := range names {
-			keys[i], after[i] = s.lanes[q].q.streamKey(), s.lanes[q].pos.id
-		}
-		ok, err := waitEntries(ctx, s.client, keys, after, wait)
-		if err != nil || !ok {
+		ok, err := s.waitEntries(ctx, names, wait)
+		if err != nil {
 			return recs, err
 		}
+		if !ok {
+			s.idle = true
+			return recs, nil
+		}
 		waited = true
+		// Let what follows the first entry arrive, and read it in one go.
+		if err := sleep(ctx, readInterval); err != nil {
+			return nil, err
+		}
+		s.lastRead = s.now()
+	}
+}
+
+// waitEntries blocks up to wait until a queue has an entry after its
+// lane's position.
+func (s *Stream) waitEntries(ctx context.Context, names []string, wait time.Duration) (bool, error) {
+	keys := make([]string, len(names))
+	after := make([]streamID, len(names))
+	for i, q := range names {
+		keys[i], after[i] = s.lanes[q].q.streamKey(), s.lanes[q].pos.id
+	}
+	return waitEntries(ctx, s.client, keys, after, wait)
+}
+
+// sleep waits d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
@@ -298,13 +359,27 @@ func (s *Stream) Stats() map[string]QueueStats {
 	return out
 }
 
-// Shutdown closes the connection. It is safe to call twice.
+// Commands returns how many Redis commands the stream has sent.
+func (s *Stream) Commands() int64 { return s.commands.n.Load() }
+
+// Shutdown closes the connection, and logs what the stream read and what
+// it cost Redis. It is safe to call twice.
 func (s *Stream) Shutdown(context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.client == nil {
 		return nil
 	}
+	var sum QueueStats
+	for _, l := range s.lanes {
+		st := l.q.stats.Snapshot()
+		sum.Entries += st.Entries
+		sum.Events += st.Events
+		sum.HashMissing += st.HashMissing
+		sum.Lost += st.Lost
+	}
+	s.logf("source %s: read %d stream entries of %d queue(s) (%d events) with %d Redis commands; %d job(s) removed before their hash was read, %d entries trimmed before they were read",
+		s.name, sum.Entries, len(s.lanes), sum.Events, s.commands.n.Load(), sum.HashMissing, sum.Lost)
 	err := s.client.Close()
 	s.client = nil
 	return err
