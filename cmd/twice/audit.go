@@ -165,7 +165,8 @@ func runAudit(cmd *cobra.Command, e env, f auditFlags, args []string) error {
 	lost := &sources.Coverage{}
 	for _, src := range in.taps {
 		tcols, err := builtin.Registry().NewCollectors(cmd.Context(), src, sources.CollectOptions{
-			Since: since, Stdin: e.stdin, DeadLetterMaxBytes: cfg.Watch.DeadLetterMaxBytes, Coverage: lost})
+			Since: since, Stdin: e.stdin, DeadLetterMaxBytes: cfg.Watch.DeadLetterMaxBytes, Coverage: lost,
+			Logf: func(format string, args ...any) { fmt.Fprintf(e.stderr, "twice: "+format+"\n", args...) }})
 		if err != nil {
 			var nh *sources.NoHistoryError
 			if errors.As(err, &nh) {
