@@ -14,7 +14,7 @@ import (
 // fullEvent sets every field of an event to a non-zero value.
 func fullEvent() twicetype.Event {
 	return twicetype.Event{
-		ID: "e-1", Identity: 0xdeadbeefcafef00d, Time: 1_795_000_000_000_000_000, Kind: twicetype.Effect,
+		ID: "e-1", Identity: 0xdeadbeefcafef00d, Time: 1_795_000_000_000_000_000, Kind: twicetype.Effect, SecondsLikeTS: true,
 		Queue: "emails", JobType: "SendReceipt", JobID: "j-1", Key: "payment:123",
 		Effect: "email.sent", EffectKey: "receipt/payment:123", Entity: "order:42", Error: "boom",
 		Attempt: 3, HasAttempt: true, Seq: -7, HasSeq: true, Terminal: true, HasTerminal: true,
@@ -25,7 +25,7 @@ func fullEvent() twicetype.Event {
 // TestEventFieldsAreCovered fails when twicetype.Event gains a field that
 // AppendEvent does not know: update the presence bits and this list.
 func TestEventFieldsAreCovered(t *testing.T) {
-	want := []string{"ID", "Identity", "Time", "Kind", "Queue", "JobType", "JobID", "Key", "Effect",
+	want := []string{"ID", "Identity", "Time", "Kind", "SecondsLikeTS", "Queue", "JobType", "JobID", "Key", "Effect",
 		"EffectKey", "Entity", "Error", "Attempt", "HasAttempt", "Seq", "HasSeq", "Terminal",
 		"HasTerminal", "Retry", "HasRetry", "Attrs", "Source", "Line"}
 	typ := reflect.TypeFor[twicetype.Event]()

@@ -34,8 +34,9 @@ const (
 	evAttrs // Attrs non-nil (it may be empty)
 	evSource
 	evLine
+	evSecondsLikeTS // added after evLine so that older journals still read
 
-	evAll = evLine<<1 - 1
+	evAll = evSecondsLikeTS<<1 - 1
 )
 
 // AppendEvent appends the encoding of every field of ev to b.
@@ -69,6 +70,7 @@ func AppendEvent(b []byte, ev *twicetype.Event) []byte {
 	set(evAttrs, ev.Attrs != nil)
 	set(evSource, ev.Source != "")
 	set(evLine, ev.Line != 0)
+	set(evSecondsLikeTS, ev.SecondsLikeTS)
 
 	b = binary.AppendUvarint(b, f)
 	if f&evID != 0 {
@@ -172,6 +174,7 @@ func ReadEvent(r *Reader, ev *twicetype.Event) error {
 	ev.HasTerminal = f&evHasTerminal != 0
 	ev.Retry = f&evRetry != 0
 	ev.HasRetry = f&evHasRetry != 0
+	ev.SecondsLikeTS = f&evSecondsLikeTS != 0
 	var attrs []byte
 	if f&evAttrs != 0 {
 		attrs = r.span(r.Uvarint())
