@@ -172,7 +172,9 @@ func (s *Sink) Publish(ctx context.Context, revs []sidecar.Revision) error {
 		for _, r := range revs {
 			first = min(first, r.Seq)
 		}
-		held, err := s.recover(ctx, first-1)
+		rctx, cancel := context.WithTimeout(ctx, readBackTimeout)
+		held, err := s.recover(rctx, first-1)
+		cancel()
 		if err != nil {
 			return fmt.Errorf("kafka topic %s: reading back after a failed publish: %w", s.topic, err)
 		}
@@ -200,6 +202,11 @@ func (s *Sink) Publish(ctx context.Context, revs []sidecar.Revision) error {
 	}
 	return nil
 }
+
+// readBackTimeout bounds the reading back after a failed publish, so that
+// a topic whose leaders do not answer fails the publish (retried at the
+// next checkpoint) rather than holding the watch.
+const readBackTimeout = 10 * time.Second
 
 // notHeld returns the revisions of revs whose seq is not in held.
 func notHeld(revs []sidecar.Revision, held map[uint64]bool) []sidecar.Revision {
