@@ -87,13 +87,9 @@ func (l *lane) step(ctx context.Context, c redis.Cmdable, count int64, until str
 	if !res.info.exists {
 		return st, nil
 	}
-	pos := l.pos
-	if g, through, ok := l.detectGap(&res.info); ok {
-		st.gap = &g
-		pos.through = through
-		st.gapPos = pos
-	} else {
-		pos.through = through
+	g, pos, ok := l.detectGap(&res.info)
+	if ok {
+		st.gap, st.gapPos = &g, pos
 	}
 	lookup := func(jobs []string, withAfter bool, last streamID) (*lookupResult, error) {
 		return lookupJobs(ctx, c, l.q.keyPrefix, key, jobs, withAfter, last)
@@ -128,41 +124,58 @@ func (l *lane) step(ctx context.Context, c redis.Cmdable, count int64, until str
 }
 
 // detectGap compares the stream's counters, read with the entries, with
-// the lane's position. It returns the gap when entries were trimmed after
-// the position before they were read, and the count of entries at or
-// before the position (with the lost ones), -1 when unknown.
-func (l *lane) detectGap(info *streamInfo) (twicetype.Gap, int64, bool) {
-	through := l.pos.through
+// the lane's position. BullMQ only trims a stream from its start, so the
+// entries it no longer holds (entries-added less length, Redis 7) are
+// exactly those before its first entry. It returns the gap when some of
+// them came after the lane's position, and the position the lane moves to
+// past them: just before the first entry, with the count of entries up to
+// there. That position is after the lane's, so the gap's record is never
+// taken for one read again. Without a gap it returns the lane's position
+// and its count.
+func (l *lane) detectGap(info *streamInfo) (twicetype.Gap, position, bool) {
+	pos := l.pos
 	if !info.hasCounters {
-		return twicetype.Gap{}, -1, false // Redis < 7.0: no counters to tell
+		pos.through = -1 // Redis < 7.0: no counters to tell
+		return twicetype.Gap{}, pos, false
 	}
 	trimmed := info.trimmed()
+	edge := info.last // every entry at or before edge is gone
+	if info.length > 0 {
+		edge = info.first.prev()
+	}
+	past := position{id: edge, through: trimmed}
 	switch {
-	case l.pos.id.isZero() && !l.since:
+	case pos.id.isZero() && !l.since:
 		// The first read of the stream: what it no longer holds was
 		// trimmed before twice looked.
-		if trimmed > 0 {
-			g := l.q.gap("trimmed before twice first read the stream", trimmed, streamID{}, info.first)
-			return g, trimmed, true
+		if trimmed > 0 && pos.id.less(edge) {
+			return l.q.gap("trimmed before twice first read the stream", trimmed, streamID{}, info.first), past, true
 		}
-		return twicetype.Gap{}, 0, false
-	case through >= 0 && info.entriesAdded < through:
+		pos.through = 0
+		return twicetype.Gap{}, pos, false
+	case pos.through >= 0 && info.entriesAdded < pos.through:
 		// The stream was deleted and made again (Queue.obliterate): its
 		// counters started over.
-		g := l.q.gap("stream deleted and created again", 0, l.pos.id, info.first)
-		return g, -1, true
-	case through >= 0:
-		if lost := trimmed - through; lost > 0 {
-			return l.q.gap("stream trimmed", lost, l.pos.id, info.first), through + lost, true
+		past = position{id: streamID{pos.id.ms, pos.id.seq + 1}, through: -1}
+		if info.length > 0 && !past.id.less(info.first) {
+			pos.through = -1
+			return twicetype.Gap{}, pos, false
 		}
-		return twicetype.Gap{}, through, false
+		return l.q.gap("stream deleted and created again", 0, pos.id, info.first), past, true
+	case pos.through >= 0:
+		if lost := trimmed - pos.through; lost > 0 && pos.id.less(edge) {
+			return l.q.gap("stream trimmed", lost, pos.id, info.first), past, true
+		}
+		return twicetype.Gap{}, pos, false
 	default:
-		// Resumed at a position without a count (or at --since): Redis
-		// still tells whether anything after it was deleted.
-		if l.pos.id.less(info.maxDeleted) {
-			return l.q.gap("stream trimmed", 0, l.pos.id, info.first), -1, true
+		// Resumed at a position without a count, or at --since: entries
+		// were lost if the stream lost any after it; how many is not
+		// known (nor, when nothing was written between the position and
+		// the first entry left, whether any).
+		if trimmed > 0 && pos.id.less(edge) {
+			return l.q.gap("stream trimmed", 0, pos.id, info.first), past, true
 		}
-		return twicetype.Gap{}, -1, false
+		return twicetype.Gap{}, pos, false
 	}
 }
 

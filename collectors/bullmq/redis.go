@@ -68,12 +68,13 @@ func (c *commandCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) red
 type streamInfo struct {
 	exists bool
 	length int64
-	// entriesAdded is every entry ever added; maxDeleted the largest id
-	// deleted (trimmed). Both need Redis 7.0; zero before.
+	// entriesAdded is every entry ever added (Redis 7.0; hasCounters
+	// says whether the server has it).
 	entriesAdded int64
-	maxDeleted   streamID
 	hasCounters  bool
-	first, last  streamID
+	// first is the first entry's id (none when the stream is empty), last
+	// the last id ever added.
+	first, last streamID
 }
 
 // trimmed is how many entries were deleted from the stream: all of them
@@ -140,12 +141,8 @@ func fillInfo(dst *streamInfo, v *redis.XInfoStream) error {
 	dst.length = v.Length
 	dst.entriesAdded = v.EntriesAdded
 	var err error
-	if v.MaxDeletedEntryID != "" {
-		if dst.maxDeleted, err = parseStreamID(v.MaxDeletedEntryID); err != nil {
-			return err
-		}
-		dst.hasCounters = true
-	}
+	// Redis 7.0 added these counters; before, both are empty.
+	dst.hasCounters = v.MaxDeletedEntryID != "" || v.RecordedFirstEntryID != ""
 	if v.FirstEntry.ID != "" {
 		if dst.first, err = parseStreamID(v.FirstEntry.ID); err != nil {
 			return err

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -76,9 +77,12 @@ func (s *synth) entry(ctx context.Context, maxLen int64, fields ...any) error {
 }
 
 // pollAll polls st until a poll returns nothing, and returns the records.
+// Each record's position must come after the one before in its lane, or
+// the watch would take it for one read again and drop it.
 func pollAll(t *testing.T, st *Stream) []sources.Record {
 	t.Helper()
 	var out []sources.Record
+	last := map[string]sources.Position{}
 	for {
 		recs, err := st.Poll(context.Background(), 0)
 		if err != nil {
@@ -86,6 +90,12 @@ func pollAll(t *testing.T, st *Stream) []sources.Record {
 		}
 		if len(recs) == 0 {
 			return out
+		}
+		for _, r := range recs {
+			if p, ok := last[r.Lane]; ok && !st.Before(r.Lane, p, r.Position) {
+				t.Fatalf("lane %s: record at %s after one at %s: %+v", r.Lane, r.Position, p, r)
+			}
+			last[r.Lane] = r.Position
 		}
 		out = append(out, recs...)
 	}
@@ -389,5 +399,102 @@ func TestAuditJobHashRemoved(t *testing.T) {
 	}
 	if st := col.Stats(); st.HashMissing != 1 {
 		t.Errorf("stats %+v", st)
+	}
+}
+
+// TestWatchReportsTrimWhileStopped stops twice watch, lets the queue's
+// stream be trimmed past its position, and starts it again: the watch
+// reports exactly the entries it lost (once, as lost coverage, not as
+// findings), and reads on.
+func TestWatchReportsTrimWhileStopped(t *testing.T) {
+	space := servicetest.Redis(t)
+	bin := buildTwice(t)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "twice.yaml")
+	body := fmt.Sprintf(`sources:
+  - {name: queue, type: bullmq, redis: %q, prefix: %q, queues: [sync], key: data.k}
+watch:
+  state_dir: %s
+  listen: 127.0.0.1:0
+  checkpoint_interval: 200ms
+`, space.URL, space.Prefix, filepath.Join(dir, "state"))
+	if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := newSynth(t, space.URL, space.Prefix, "sync")
+	ctx := context.Background()
+	for i := range 3 {
+		if err := s.job(ctx, fmt.Sprint(i), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w := startWatch(t, bin, cfg, filepath.Join(dir, "watch-1.log"))
+	w.waitFor(t, "the 9 events", func() bool { return w.findings(t).Summary.Events == 9 })
+	w.stop(t)
+
+	// 10 jobs (40 entries) while it is stopped, the stream trimmed to 20.
+	for i := 3; i < 13; i++ {
+		if err := s.job(ctx, fmt.Sprint(i), 20); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w = startWatch(t, bin, cfg, filepath.Join(dir, "watch-2.log"))
+	var page findingsPage
+	w.waitFor(t, "the 15 events left", func() bool {
+		page = w.findings(t)
+		return page.Summary.Events == 9+15
+	})
+	if len(page.Summary.Warnings) != 1 || !strings.Contains(fmt.Sprint(page.Summary.Warnings[0]), "lost 20 events") ||
+		!strings.Contains(fmt.Sprint(page.Summary.Warnings[0]), "(stream trimmed)") {
+		t.Errorf("warnings %v, want one about 20 events lost (stream trimmed)", page.Summary.Warnings)
+	}
+	if m := promtext.Sums(w.addr); m["twice_coverage_lost_total"] != 1 {
+		t.Errorf("twice_coverage_lost_total = %v, want 1 gap", m["twice_coverage_lost_total"])
+	}
+	if len(page.Findings) != 0 {
+		t.Errorf("findings %v: a gap is no finding", page.keys())
+	}
+	w.stop(t)
+}
+
+// TestStreamQueuesByGlob reads every queue a glob matches, each a lane of
+// its own, and finds a queue created after Start.
+func TestStreamQueuesByGlob(t *testing.T) {
+	space := servicetest.Redis(t)
+	ctx := context.Background()
+	for _, q := range []string{"mail-eu", "mail-us", "billing"} {
+		if err := newSynth(t, space.URL, space.Prefix, q).job(ctx, "1", 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, err := NewStream("jobs", Config{Redis: space.URL, Prefix: space.Prefix, Queues: []string{"mail-*"}}, StreamOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Start(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	defer st.Shutdown(ctx)
+	if got := strings.Join(st.Lanes(), ","); got != "mail-eu,mail-us" {
+		t.Errorf("lanes %s", got)
+	}
+	byLane := map[string]int{}
+	for _, r := range pollAll(t, st) {
+		if r.Event != nil {
+			byLane[r.Lane]++
+			if r.Event.Queue != r.Lane {
+				t.Errorf("event of queue %s in lane %s", r.Event.Queue, r.Lane)
+			}
+		}
+	}
+	if byLane["mail-eu"] != 3 || byLane["mail-us"] != 3 || len(byLane) != 2 {
+		t.Errorf("events by lane %v", byLane)
+	}
+	if err := newSynth(t, space.URL, space.Prefix, "mail-asia").job(ctx, "1", 0); err != nil {
+		t.Fatal(err)
+	}
+	st.rescanEvery = 0
+	if n, _ := countEvents(pollAll(t, st)); n != 3 || !slices.Contains(st.Lanes(), "mail-asia") {
+		t.Errorf("after a new queue: %d events, lanes %v", n, st.Lanes())
 	}
 }

@@ -40,6 +40,8 @@ type Stream struct {
 	batch int64
 	logf  func(format string, args ...any)
 	now   func() time.Time
+	// rescanEvery is how often queues are looked for (rescanEvery).
+	rescanEvery time.Duration
 
 	// mu is held by Start, Poll (also while it waits for entries) and
 	// Shutdown.
@@ -101,7 +103,7 @@ func NewStream(name string, cfg Config, opts StreamOptions) (*Stream, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Stream{name: name, cfg: cfg, batch: int64(opts.Batch), logf: opts.Logf, now: opts.Now, m: m, lanes: map[string]*lane{}}, nil
+	return &Stream{name: name, cfg: cfg, batch: int64(opts.Batch), logf: opts.Logf, now: opts.Now, m: m, lanes: map[string]*lane{}, rescanEvery: rescanEvery}, nil
 }
 
 // Name returns the source's name.
@@ -211,7 +213,7 @@ func (s *Stream) publish(err error) {
 }
 
 func (s *Stream) poll(ctx context.Context, wait time.Duration) ([]sources.Record, error) {
-	if s.cfg.literalQueues() == nil && s.now().Sub(s.scanned) >= rescanEvery {
+	if s.cfg.literalQueues() == nil && s.now().Sub(s.scanned) >= s.rescanEvery {
 		if err := s.rescan(ctx); err != nil {
 			return nil, err
 		}

@@ -2,6 +2,7 @@ package bullmq
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 )
@@ -41,6 +42,17 @@ func (id streamID) less(o streamID) bool {
 
 // isZero reports whether id is 0-0, before every entry.
 func (id streamID) isZero() bool { return id.ms == 0 && id.seq == 0 }
+
+// prev is the id just before id (0-0 stays 0-0).
+func (id streamID) prev() streamID {
+	switch {
+	case id.seq > 0:
+		return streamID{id.ms, id.seq - 1}
+	case id.ms > 0:
+		return streamID{id.ms - 1, math.MaxUint64}
+	}
+	return id
+}
 
 // exclusive is the XRANGE start of the entries after id: "(MS-SEQ".
 func (id streamID) exclusive() string { return "(" + id.String() }
