@@ -75,8 +75,10 @@
 // of entries the stream ever held up to it ("1700000000000-3/1234").
 // BullMQ trims the stream (maxLenEvents, about 10,000 entries); Redis 7's
 // XINFO STREAM, read in the same transaction as the entries, counts
-// every entry ever added and the stream's length, so the entries trimmed
-// before twice read them are counted exactly and reported as a
+// every entry ever added and the stream's length, and BullMQ only trims
+// from the start (the entries gone are those before the first one left),
+// so the entries trimmed before twice read them are counted exactly and
+// reported as a
 // twicetype.Gap (twice_coverage_lost_total, a report warning), never as
 // findings. Before Redis 7.0 trimming is not detected.
 //
