@@ -46,6 +46,26 @@ type taskState struct {
 	// that attempts stay right for a task whose earlier starts twice did
 	// not see (it started reading later, or restarted).
 	starts, minNext int64
+	// open are the attempts started and not yet ended, oldest first.
+	open []int64
+}
+
+// end closes an open attempt: the oldest for a task-retried (a retry's
+// task-retried may come after the next attempt's events: it is sent by
+// the worker's main process once the pool reports the failure), the
+// newest otherwise (a redelivered task ends in its last attempt). It
+// returns the attempt, or the last started when none is open.
+func (st *taskState) end(oldest bool) int64 {
+	if len(st.open) == 0 {
+		return st.starts
+	}
+	i := len(st.open) - 1
+	if oldest {
+		i = 0
+	}
+	a := st.open[i]
+	st.open = append(st.open[:i], st.open[i+1:]...)
+	return a
 }
 
 // maxTasks caps the tasks the mapper remembers; past it the oldest seen
@@ -243,6 +263,7 @@ func (mp *mapper) mapEvent(w *wireEvent) (*twicetype.Event, string) {
 		ev.Kind = "job.started"
 		if st != nil {
 			st.starts = max(st.starts+1, st.minNext)
+			st.open = append(st.open, st.starts)
 		}
 	case "task-succeeded":
 		ev.Kind = "job.succeeded"
@@ -280,8 +301,12 @@ func (mp *mapper) mapEvent(w *wireEvent) (*twicetype.Event, string) {
 	} else {
 		ev.Queue, ev.JobType = st.queue, st.name
 		ev.Key, ev.Entity, ev.Attrs = st.f.key, st.f.entity, st.f.attrs
-		if ev.Kind != "job.enqueued" && st.starts > 0 {
+		switch {
+		case ev.Kind == "job.enqueued" || st.starts == 0:
+		case ev.Kind == "job.started":
 			ev.Attempt = st.starts
+		default:
+			ev.Attempt = st.end(w.Type == "task-retried")
 		}
 	}
 	ev.ID = eventID(w)

@@ -205,6 +205,21 @@ func TestMapCases(t *testing.T) {
 		"job.started app.send r a2 key=payment:7 q=mail entity=order:9",
 		"job.succeeded app.send r a2 key=payment:7 q=mail entity=order:9",
 	)
+	// As seen on Redis with a prefork pool: the task-retried of attempt 1
+	// arrives after attempt 2 started and succeeded.
+	check("retried late", run(
+		ev(`"type":"task-received","uuid":"o","name":"app.o","args":"()","kwargs":"{}","retries":0,"hostname":"w","clock":1,"timestamp":1500000000`),
+		ev(`"type":"task-started","uuid":"o","hostname":"w","clock":2,"timestamp":1500000001`),
+		ev(`"type":"task-received","uuid":"o","name":"app.o","args":"()","kwargs":"{}","retries":1,"hostname":"w","clock":3,"timestamp":1500000002`),
+		ev(`"type":"task-started","uuid":"o","hostname":"w","clock":4,"timestamp":1500000003`),
+		ev(`"type":"task-succeeded","uuid":"o","hostname":"w","clock":5,"timestamp":1500000004`),
+		ev(`"type":"task-retried","uuid":"o","exception":"RuntimeError('x')","hostname":"w","clock":6,"timestamp":1500000005`),
+	),
+		"job.started app.o o a1",
+		"job.started app.o o a2",
+		"job.succeeded app.o o a2",
+		"job.failed app.o o a1 retry=true err=RuntimeError('x')",
+	)
 	// Reading began in the middle: a task-received with retries 2 says the
 	// next start is attempt 3; events of a task never received carry no
 	// attempt nor fields.
