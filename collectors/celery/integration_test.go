@@ -385,11 +385,21 @@ func (m *mix) check(rep *twicetype.Report, named map[string]string) {
 // stops without acknowledging what it read last and starts again: RabbitMQ
 // delivers those events again, with the same ids, so nothing is lost and
 // the engine counts each once.
+//
+// twice watch runs through the mix on its own queue, is killed with
+// SIGKILL midway and started again, and ends with the same findings as
+// the audit of what the tap read, each event counted once.
 func TestFaultMixRabbitMQ(t *testing.T) {
 	space := servicetest.RabbitMQ(t)
 	m := newMix(t, space.URL)
+	bin := buildTwice(t)
+	cfg := m.writeWatchConfig()
+	watchLog := filepath.Join(m.dir, "watch.log")
+	w := startWatch(t, bin, cfg, watchLog)
 	var repeated int
 	named := m.run(func() {
+		w.kill()
+		w = startWatch(t, bin, cfg, watchLog)
 		m.mu.Lock()
 		m.commit = false
 		m.mu.Unlock()
@@ -428,6 +438,15 @@ func TestFaultMixRabbitMQ(t *testing.T) {
 	if len(m.gaps) > 0 {
 		t.Errorf("RabbitMQ reported gaps: %+v", m.gaps)
 	}
+	var live watchPage
+	w.waitFor(t, "the watch's findings to equal the audit's", func() bool {
+		live = w.findings()
+		return live.Summary.Events == rep.Summary.Events && slices.Equal(live.keys(named), wantFindings)
+	})
+	if live.Summary.Malformed != 0 {
+		t.Errorf("watch summary: %+v", live.Summary)
+	}
+	w.stop(t)
 }
 
 // TestFaultMixRedis runs the mix on Redis (pub/sub). Midway the tap stops
