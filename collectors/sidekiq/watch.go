@@ -17,9 +17,13 @@ const PollLane = "poll"
 // not replayable: Sidekiq keeps no history of what went through its
 // queues. Its position is the tracker's state after a snapshot (gzip'd
 // JSON in base64), so that after a restart the jobs it was following are
-// still judged. Every record of a snapshot carries the position before
-// that snapshot and a last record the position after it: a restart
-// between the two reads the snapshot's changes again, as repeated ids.
+// still judged. The records of a snapshot carry the position before it,
+// and the last one the position after it: a restart in between reads the
+// snapshot's changes again, as repeated ids. A snapshot that changed
+// nothing returns no record (a record without an event would keep the
+// lane from ever counting as idle, and hold every other lane back), so
+// the checkpointed state is the one of the last snapshot with news: a
+// restart judges from it, with repeated ids again.
 type pollStream struct {
 	p     *Poller
 	every time.Duration
@@ -99,11 +103,7 @@ func (s *pollStream) Poll(ctx context.Context, wait time.Duration) ([]sources.Re
 		return nil, err
 	}
 	s.setHealth(nil)
-	state, err := s.p.tracker.save()
-	if err != nil {
-		return nil, err
-	}
-	recs := make([]sources.Record, 0, len(b.Events)+len(b.Malformed)+len(b.Lost)+1)
+	recs := make([]sources.Record, 0, len(b.Events)+len(b.Malformed)+len(b.Lost))
 	for i := range b.Lost {
 		recs = append(recs, sources.Record{Lane: PollLane, Position: s.pos, Lost: &b.Lost[i]})
 	}
@@ -113,8 +113,15 @@ func (s *pollStream) Poll(ctx context.Context, wait time.Duration) ([]sources.Re
 	for i := range b.Events {
 		recs = append(recs, sources.Record{Lane: PollLane, Position: s.pos, Event: &b.Events[i]})
 	}
+	if len(recs) == 0 {
+		return nil, nil
+	}
+	state, err := s.p.tracker.save()
+	if err != nil {
+		return nil, err
+	}
 	s.pos = sources.Position(state)
-	recs = append(recs, sources.Record{Lane: PollLane, Position: s.pos})
+	recs[len(recs)-1].Position = s.pos
 	return recs, nil
 }
 
