@@ -151,13 +151,19 @@ module Twice
         opts[name] || default
       end
 
-      # eval_script runs SCRIPT with call, which both redis-rb (Sidekiq 6)
-      # and redis-client (Sidekiq 7) connections answer.
+      # eval_script runs SCRIPT: with evalsha on a redis-rb connection
+      # (Sidekiq 6), which redis-namespace prefixes the keys of; with call
+      # on a redis-client one (Sidekiq 7).
       def eval_script(conn, keys, argv)
         reloaded = false
         begin
-          @sha ||= conn.call("SCRIPT", "LOAD", SCRIPT)
-          conn.call("EVALSHA", @sha, keys.size, *keys, *argv)
+          if conn.respond_to?(:evalsha)
+            @sha ||= conn.script(:load, SCRIPT)
+            conn.evalsha(@sha, keys: keys, argv: argv)
+          else
+            @sha ||= conn.call("SCRIPT", "LOAD", SCRIPT)
+            conn.call("EVALSHA", @sha, keys.size, *keys, *argv)
+          end
         rescue => e
           # Redis restarted or its scripts were flushed: load it once more.
           raise if reloaded || !e.message.start_with?("NOSCRIPT")

@@ -152,7 +152,7 @@ class TwiceMiddlewareTest < Minitest::Test
 
   def test_scripts_flushed
     Twice::Sidekiq.publish("enqueued", {"jid" => "q1", "class" => "Charge", "queue" => "default", "args" => []})
-    Sidekiq.redis { |c| c.call("SCRIPT", "FLUSH") }
+    Sidekiq.redis { |c| c.script(:flush) }
     Twice::Sidekiq.publish("enqueued", {"jid" => "q2", "class" => "Charge", "queue" => "default", "args" => []})
     assert_equal %w[q1 q2], entries.map { |e| e["jid"] }, "after SCRIPT FLUSH the script is loaded again"
   end
