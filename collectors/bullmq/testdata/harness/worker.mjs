@@ -124,9 +124,10 @@ async function work() {
     connection: connection(),
     prefix,
     concurrency: 4,
-    // A killed worker's job is found stalled within about 1.5 s.
-    lockDuration: 1000,
-    stalledInterval: 500,
+    // A killed worker's job is found stalled within about 4 s; a live
+    // worker starved of CPU on a busy machine still renews its lock.
+    lockDuration: 3000,
+    stalledInterval: 1000,
     maxStalledCount: 1,
   });
   worker.on('error', (err) => console.error('worker error:', err.message));
