@@ -228,9 +228,12 @@ func (s *amqpStream) closedErr() <-chan *amqp.Error {
 
 // appendMessage adds the records of one message. Its events but the last
 // carry the position before the message, so that an acknowledgement never
-// covers a message of which only part was taken; a message with no event
-// (a task-received, a retry's task-sent) gets a record that only moves the
-// position.
+// covers a message of which only part was taken. A message with no event
+// (a task-received, a retry's task-sent) gets no record: a record that
+// only moved the position would keep the lane from going idle, holding
+// the other lanes back; the acknowledgement of the next event covers it
+// (acks are cumulative), and until then it stays unacknowledged, to be
+// delivered again after a restart, harmlessly.
 func (s *amqpStream) appendMessage(recs []sources.Record, d amqp.Delivery) []sources.Record {
 	before := sources.Position(s.run + ":" + strconv.FormatUint(d.DeliveryTag-1, 10))
 	after := sources.Position(s.run + ":" + strconv.FormatUint(d.DeliveryTag, 10))
@@ -249,9 +252,6 @@ func (s *amqpStream) appendMessage(recs []sources.Record, d amqp.Delivery) []sou
 	}
 	for _, e := range out.events {
 		recs = append(recs, sources.Record{Lane: Lane, Position: pos(), Event: e})
-	}
-	if total == 0 {
-		recs = append(recs, sources.Record{Lane: Lane, Position: after})
 	}
 	return recs
 }

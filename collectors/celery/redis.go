@@ -254,9 +254,8 @@ func (s *redisStream) appendMessage(recs []sources.Record, m *redis.Message) []s
 	for _, e := range out.events {
 		recs = append(recs, sources.Record{Lane: Lane, Position: pos, Event: e})
 	}
-	if len(out.malformed)+len(out.events) == 0 {
-		recs = append(recs, sources.Record{Lane: Lane, Position: pos})
-	}
+	// A message with no event gets no record: one that only moved the
+	// position would keep the lane from going idle.
 	return recs
 }
 
