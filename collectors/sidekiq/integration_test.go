@@ -38,6 +38,7 @@ func TestRealSidekiq(t *testing.T) {
 
 	mw := h.watch("middleware", "mode: middleware")
 	poll := h.watch("poll", "mode: poll")
+	shadow := h.shadowPoller()
 
 	main := h.sidekiq("default", "billing")
 	slow := h.sidekiq("slow")
@@ -158,7 +159,8 @@ func TestRealSidekiq(t *testing.T) {
 	})
 	for _, f := range poll.findings() {
 		if !slices.Contains(mayPoll, f) {
-			t.Errorf("poll watch: finding %q is not one of the faults", f)
+			t.Errorf("poll watch: finding %q is not one of the faults; what a poller beside it saw of that job:\n%s",
+				f, shadow.of(strings.Fields(f)[1]))
 		}
 	}
 	t.Logf("poll watch findings:\n%s\npoll metrics: %v", strings.Join(poll.findings(), "\n"), poll.sidekiqMetrics())
@@ -177,6 +179,57 @@ func TestRealSidekiq(t *testing.T) {
 	poll.stop()
 	main.stop()
 	slow2.stop()
+}
+
+// shadow is a Poller that runs beside the poll watch for the whole test,
+// so that a finding the watch should not have made can be explained.
+type shadow struct {
+	mu     sync.Mutex
+	events []string
+}
+
+func (h *harness) shadowPoller() *shadow {
+	sh := &shadow{}
+	p, err := NewPoller("shadow", Config{Redis: h.redisURL, Key: "args.0"})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	h.t.Cleanup(func() { cancel(); <-done; _ = p.Shutdown(context.Background()) })
+	go func() {
+		defer close(done)
+		if p.Start(ctx) != nil {
+			return
+		}
+		for ctx.Err() == nil {
+			if b, err := p.Poll(ctx); err == nil {
+				sh.mu.Lock()
+				for _, ev := range b.Events {
+					sh.events = append(sh.events, fmt.Sprintf("%s %s %s attempt=%d retry=%v id=%s",
+						time.Unix(0, ev.Time).UTC().Format("15:04:05.000"), ev.JobID, ev.Kind, ev.Attempt, ev.Retry, ev.ID))
+				}
+				sh.mu.Unlock()
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(DefaultPollInterval):
+			}
+		}
+	}()
+	return sh
+}
+
+func (sh *shadow) of(jid string) string {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	var out []string
+	for _, e := range sh.events {
+		if strings.Contains(e, jid) {
+			out = append(out, e)
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 // harness runs the processes of one test.

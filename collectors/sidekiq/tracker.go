@@ -570,9 +570,13 @@ func (t *tracker) succeed(tj *tracked, now int64, emit func(*tracked, spec, stri
 	if tj.afterRetry {
 		// The run after a retry: its push was never seen, so its events
 		// are named after the failure that preceded it.
+		// Sidekiq pushed it back no earlier than its retry time and the
+		// last poll that saw it in the retry set: the earliest it can
+		// have been enqueued and started, as for every inferred start.
 		base := "sidekiq:" + j.JID + ":after:" + j.FailedAt
-		emit(tj, spec{id: base + ":enqueued", ts: now, kind: twicetype.JobEnqueued, job: j}, lane)
-		emit(tj, spec{id: base + ":started", ts: now, kind: twicetype.JobStarted, job: j, attempt: j.attemptOfRun()}, lane)
+		pushed := max(int64(tj.retryScore*1e9), tj.seenAt)
+		emit(tj, spec{id: base + ":enqueued", ts: pushed, kind: twicetype.JobEnqueued, job: j}, lane)
+		emit(tj, spec{id: base + ":started", ts: pushed, kind: twicetype.JobStarted, job: j, attempt: j.attemptOfRun()}, lane)
 		emit(tj, spec{id: base + ":succeeded", ts: now, kind: twicetype.JobSucceeded, job: j, attempt: j.attemptOfRun()}, lane)
 		return
 	}
