@@ -22,14 +22,18 @@ import (
 
 // synth writes job lifecycles into a queue as BullMQ's scripts do (the
 // hash, then "added", "waiting", "active", "completed"), each entry at an
-// id of its own choosing: a write retried after Redis died is then either
-// already there (XADD refuses the id) or written once, never twice. It
-// makes exact counts possible where real workers would be timing-bound.
+// id fixed by the job's number and the entry's place: a job written again
+// after Redis died finds the entries that were written (XADD refuses
+// their ids) and writes the others, so each entry is in the stream once.
+// It makes exact counts possible where real workers would be
+// timing-bound.
 type synth struct {
 	c      *redis.Client
 	prefix string
 	queue  string
-	next   uint64 // the next entry's milliseconds
+	base   uint64 // the first entry's milliseconds
+	jobs   uint64 // jobs written whole
+	next   uint64 // the next job's first entry's milliseconds
 }
 
 func newSynth(t *testing.T, url, prefix, queue string) *synth {
@@ -41,38 +45,33 @@ func newSynth(t *testing.T, url, prefix, queue string) *synth {
 	opt.MaxRetries = -1
 	c := redis.NewClient(opt)
 	t.Cleanup(func() { c.Close() })
-	return &synth{c: c, prefix: prefix, queue: queue, next: uint64(time.Now().UnixMilli())}
+	base := uint64(time.Now().UnixMilli())
+	return &synth{c: c, prefix: prefix, queue: queue, base: base, next: base}
 }
 
 func (s *synth) key(k string) string { return s.prefix + ":" + s.queue + ":" + k }
 
-// job writes the whole life of job id (4 entries, 3 events).
+// job writes the whole life of job id (4 entries, 3 events); maxLen > 0
+// trims the stream to exactly that many entries. After an error it may
+// be called again with the same job.
 func (s *synth) job(ctx context.Context, id string, maxLen int64) error {
-	if err := s.c.HSet(ctx, s.key(id), "name", "Sync", "data", `{"k":"`+id+`"}`, "opts", "{}", "timestamp", s.next, "ats", 1).Err(); err != nil {
+	first := s.base + 4*s.jobs
+	if err := s.c.HSet(ctx, s.key(id), "name", "Sync", "data", `{"k":"`+id+`"}`, "opts", "{}", "timestamp", first, "ats", 1).Err(); err != nil {
 		return err
 	}
-	for _, f := range [][]any{
+	for i, f := range [][]any{
 		{"event", "added", "jobId", id, "name", "Sync"},
 		{"event", "waiting", "jobId", id},
 		{"event", "active", "jobId", id, "prev", "waiting"},
 		{"event", "completed", "jobId", id, "returnvalue", "null", "prev", "active"},
 	} {
-		if err := s.entry(ctx, maxLen, f...); err != nil {
+		err := s.c.XAdd(ctx, &redis.XAddArgs{Stream: s.key("events"), ID: fmt.Sprintf("%d-0", first+uint64(i)), MaxLen: maxLen, Values: f}).Err()
+		if err != nil && !strings.Contains(err.Error(), "equal or smaller") {
 			return err
 		}
 	}
-	return nil
-}
-
-// entry adds one entry at the next id; maxLen > 0 trims the stream to
-// exactly that many entries.
-func (s *synth) entry(ctx context.Context, maxLen int64, fields ...any) error {
-	id := fmt.Sprintf("%d-0", s.next)
-	err := s.c.XAdd(ctx, &redis.XAddArgs{Stream: s.key("events"), ID: id, MaxLen: maxLen, Values: fields}).Err()
-	if err != nil && !strings.Contains(err.Error(), "equal or smaller") {
-		return err
-	}
-	s.next++
+	s.jobs++
+	s.next = s.base + 4*s.jobs
 	return nil
 }
 

@@ -301,9 +301,11 @@ func sleep(ctx context.Context, d time.Duration) error {
 }
 
 // appendRecords turns a lane's step into records: the gap first, then an
-// event or malformed record per entry that is one, and a record that
-// only moves the position when the step ends with entries that map to
-// nothing.
+// event or malformed record per entry that is one. Entries that map to
+// nothing (drained, progress, ...) make no record: a record without a
+// time would keep the lane from going idle while such entries flow (a
+// long job's progress), holding the watch's watermark back. After a
+// restart they are read again, and map to nothing again.
 func appendRecords(recs []sources.Record, q string, st *laneStep) []sources.Record {
 	if st.gap != nil {
 		g := *st.gap
@@ -316,8 +318,6 @@ func appendRecords(recs []sources.Record, q string, st *laneStep) []sources.Reco
 			recs = append(recs, sources.Record{Lane: q, Position: pos, Event: o.event})
 		case o.malformed != nil:
 			recs = append(recs, sources.Record{Lane: q, Position: pos, Malformed: o.malformed})
-		case i == len(st.outs)-1:
-			recs = append(recs, sources.Record{Lane: q, Position: pos})
 		}
 	}
 	return recs
