@@ -282,6 +282,15 @@ func TestTrackerMissedRuns(t *testing.T) {
 	if tr.missedNow != 0 {
 		t.Errorf("missed reported twice: %d", tr.missedNow)
 	}
+	// With queues: set, stat:processed also counts other queues' runs.
+	some := newTestTracker()
+	some.match = Config{Queues: []string{"mailers"}}.matchQueue
+	see(t, some, at(1000).proc("P", "b0").stats(100, 0))
+	see(t, some, at(1030).proc("P", "b1").stats(105, 0))
+	see(t, some, at(1060).proc("P", "b2").stats(105, 0))
+	if some.missedReported != 0 {
+		t.Errorf("a source of some queues reported %d runs missed", some.missedReported)
+	}
 	_ = time.Second
 }
 
