@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/twicehq/twice/collectors/jobpath"
 	"github.com/twicehq/twice/config"
 	"github.com/twicehq/twice/sources"
 )
@@ -104,23 +105,23 @@ func TestPaths(t *testing.T) {
 		t.Fatal(err)
 	}
 	info := toJobInfo("7", []any{"A", `{"items":[{"sku":"x"},{"sku":"y"}],"n":12.0,"obj":{"b":1,"a":[true,null]}}`, `{"attempts":3}`, "1", "0"})
-	f := m.resolve(info.payload)
-	if f.key != "y" || f.entity != "12.0" || string(f.attrs) != `{"o":{"a":[true,null],"b":1},"t":3}` {
-		t.Errorf("fields %+v attrs %s", f, f.attrs)
+	f := m.Resolve(info.payload)
+	if f.Key != "y" || f.Entity != "12.0" || string(f.Attrs) != `{"o":{"a":[true,null],"b":1},"t":3}` {
+		t.Errorf("fields %+v attrs %s", f, f.Attrs)
 	}
 	// Objects, arrays, booleans and null are no key; a missing path is none.
 	for _, p := range []string{"data.obj", "data.items", "data.obj.a.0", "data.obj.a.1", "data.missing", "data.items.01", "data.items.-1", "name.x"} {
-		jp, _ := parsePath(p)
-		if v, ok := scalar(jp.lookup(info.payload)); ok {
+		jp, _ := jobpath.Parse(p)
+		if v, ok := jobpath.Scalar(jp.Lookup(info.payload)); ok {
 			t.Errorf("%s: %q", p, v)
 		}
 	}
-	jp, _ := parsePath("name")
-	if v, _ := scalar(jp.lookup(info.payload)); v != "A" {
+	jp, _ := jobpath.Parse("name")
+	if v, _ := jobpath.Scalar(jp.Lookup(info.payload)); v != "A" {
 		t.Errorf("name: %q", v)
 	}
-	jp, _ = parsePath("id")
-	if v, _ := scalar(jp.lookup(info.payload)); v != "7" {
+	jp, _ = jobpath.Parse("id")
+	if v, _ := jobpath.Scalar(jp.Lookup(info.payload)); v != "7" {
 		t.Errorf("id: %q", v)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/twicehq/twice/collectors/jobpath"
 	"github.com/twicehq/twice/collectors/jsonl"
 	"github.com/twicehq/twice/twicetype"
 )
@@ -57,7 +58,7 @@ type jobState struct {
 	// that follows is a failed attempt waiting for its backoff.
 	active bool
 	name   string
-	f      fields
+	f      jobpath.Fields
 }
 
 // output is what one stream entry became: an event, a malformed entry,
@@ -135,7 +136,7 @@ type queue struct {
 	// keyPrefix is "PREFIX:QUEUE:", the start of every key of the queue.
 	keyPrefix string
 	label     string // "SOURCE QUEUE", the Source of events and malformed
-	m         *mapping
+	m         *jobpath.Mapping
 	jobs      map[string]*jobState
 	stats     *Stats
 	parser    *jsonl.Parser
@@ -145,7 +146,7 @@ type queue struct {
 	warnings int
 }
 
-func newQueue(source, prefix, name string, m *mapping, warn func(string, ...any)) *queue {
+func newQueue(source, prefix, name string, m *jobpath.Mapping, warn func(string, ...any)) *queue {
 	if warn == nil {
 		warn = func(string, ...any) {}
 	}
@@ -209,7 +210,7 @@ func (q *queue) plan(batch []entry) *needs {
 		switch {
 		case e.event() == "added":
 			seen[j] = true
-			if q.m.empty() {
+			if q.m.Empty() {
 				continue // the name is in the entry; nothing else to read
 			}
 			want(j)
@@ -450,7 +451,7 @@ func (q *queue) mapEntry(batch []entry, i int, n *needs, res *lookupResult,
 	if ev.JobType == "" && name == "added" {
 		ev.JobType = e.fields["name"]
 	}
-	ev.Key, ev.Entity, ev.Attrs = s.f.key, s.f.entity, s.f.attrs
+	ev.Key, ev.Entity, ev.Attrs = s.f.Key, s.f.Entity, s.f.Attrs
 	event, err := q.build(e, &ev)
 	if err != nil {
 		return nil, err.Error(), ""
@@ -481,7 +482,7 @@ func (q *queue) fill(s *jobState, j string, n *needs, res *lookupResult, st *Que
 			q.warn("source %s queue %s job %s: %s", q.source, q.name, j, info.payloadErr)
 		}
 	}
-	s.f = q.m.resolve(info.payload)
+	s.f = q.m.Resolve(info.payload)
 }
 
 // attempt is the attempt number of the job's current run: its attempts

@@ -10,6 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/twicehq/twice/collectors/jobpath"
 	"github.com/twicehq/twice/sources"
 )
 
@@ -47,7 +48,7 @@ type Stream struct {
 	// Shutdown.
 	mu      sync.Mutex
 	client  *redis.Client
-	m       *mapping
+	m       *jobpath.Mapping
 	lanes   map[string]*lane
 	resume  map[string]sources.Position
 	scanned time.Time

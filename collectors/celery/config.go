@@ -4,10 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 
+	"github.com/twicehq/twice/collectors/jobpath"
 	"github.com/twicehq/twice/config"
 )
 
@@ -95,29 +95,7 @@ func (c *Config) Validate() error {
 	if c.Prefetch < 0 || c.Prefetch > 65535 {
 		bad("prefetch", "must be between 1 and 65535, got %d", c.Prefetch)
 	}
-	if _, err := parsePath(c.Key); err != nil {
-		bad("key", "%v", err)
-	}
-	if _, err := parsePath(c.Entity); err != nil {
-		bad("entity", "%v", err)
-	}
-	names := make([]string, 0, len(c.Attrs))
-	for n := range c.Attrs {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	for _, n := range names {
-		switch p := c.Attrs[n]; {
-		case n == "":
-			bad("attrs", "an empty name")
-		case p == "":
-			bad("attrs."+n, "empty path")
-		default:
-			if _, err := parsePath(p); err != nil {
-				bad("attrs."+n, "%v", err)
-			}
-		}
-	}
+	jobpath.Check(c.Key, c.Entity, c.Attrs, checkRoot, bad)
 	return errors.Join(errs...)
 }
 

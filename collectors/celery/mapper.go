@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/twicehq/twice/collectors/jobpath"
 	"github.com/twicehq/twice/collectors/jsonl"
 	"github.com/twicehq/twice/twicetype"
 )
@@ -39,7 +40,7 @@ type wireEvent struct {
 // taskState is what the mapper remembers of a task id.
 type taskState struct {
 	name, queue string
-	f           fields
+	f           jobpath.Fields
 	learned     bool // f was taken from args/kwargs
 	// starts counts the attempts started; minNext is the attempt the
 	// next start is at least: retries+1 of the last task-received, so
@@ -300,7 +301,7 @@ func (mp *mapper) mapEvent(w *wireEvent) (*twicetype.Event, string) {
 		mp.count(func(s *Stats) { s.Unknown++ })
 	} else {
 		ev.Queue, ev.JobType = st.queue, st.name
-		ev.Key, ev.Entity, ev.Attrs = st.f.key, st.f.entity, st.f.attrs
+		ev.Key, ev.Entity, ev.Attrs = st.f.Key, st.f.Entity, st.f.Attrs
 		switch {
 		case ev.Kind == "job.enqueued" || st.starts == 0:
 		case ev.Kind == "job.started":
@@ -381,7 +382,7 @@ func (mp *mapper) learn(st *taskState, w *wireEvent) {
 			mp.count(func(s *Stats) { s.ArgsErrors++ })
 		}
 	}
-	st.f = mp.m.resolve(payload)
+	st.f = mp.m.Resolve(payload)
 }
 
 func retries(w *wireEvent) int64 {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/twicehq/twice/collectors/jobpath"
 	"github.com/twicehq/twice/config"
 )
 
@@ -132,24 +133,7 @@ func (c Config) Validate() error {
 	default:
 		bad("mode", "want one of %s, %s, got %q", ModePoll, ModeMiddleware, c.Mode)
 	}
-	if err := checkPath(c.Key); c.Key != "" && err != nil {
-		bad("key", "%v", err)
-	}
-	if err := checkPath(c.Entity); c.Entity != "" && err != nil {
-		bad("entity", "%v", err)
-	}
-	for _, name := range sortedKeys(c.Attrs) {
-		switch {
-		case name == "":
-			bad("attrs", "an empty name")
-		case c.Attrs[name] == "":
-			bad("attrs."+name, "empty path")
-		default:
-			if err := checkPath(c.Attrs[name]); err != nil {
-				bad("attrs."+name, "%v", err)
-			}
-		}
-	}
+	jobpath.Check(c.Key, c.Entity, c.Attrs, nil, bad)
 	if c.PollInterval < 0 || (c.PollInterval > 0 && c.PollInterval < 10*time.Millisecond) {
 		bad("poll_interval", "%v, want at least 10ms", c.PollInterval)
 	}

@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/twicehq/twice/collectors/jobpath"
 )
 
 // job is what twice reads from one Sidekiq job payload, the JSON object
@@ -41,7 +43,7 @@ type job struct {
 	RetryFalse bool
 
 	// Fields are the configured key, entity and attrs of the job.
-	Fields fields
+	Fields jobpath.Fields
 }
 
 // attemptOfRun is which run of the job a payload about to run (in a queue
@@ -70,47 +72,10 @@ func (j *job) jobType() string {
 	return j.Class
 }
 
-// fields are the event fields taken from the payload by path.
-type fields struct {
-	Key, Entity string
-	// Attrs is a JSON object, nil when no attr resolved.
-	Attrs []byte
-}
-
-// mapping holds the compiled paths of a source.
-type mapping struct {
-	key, entity []string
-	attrs       []attrPath // sorted by name
-}
-
-type attrPath struct {
-	name string
-	path []string
-}
-
-func newMapping(c Config) mapping {
-	m := mapping{key: splitPath(c.Key), entity: splitPath(c.Entity)}
-	for _, name := range sortedKeys(c.Attrs) {
-		m.attrs = append(m.attrs, attrPath{name, splitPath(c.Attrs[name])})
-	}
-	return m
-}
-
-func splitPath(p string) []string {
-	if p == "" {
-		return nil
-	}
-	return strings.Split(p, ".")
-}
-
-// checkPath says what is wrong with a configured path.
-func checkPath(p string) error {
-	for i, seg := range strings.Split(p, ".") {
-		if seg == "" {
-			return fmt.Errorf("path %q: segment %d is empty", p, i+1)
-		}
-	}
-	return nil
+// newMapping compiles c's key, entity and attrs: dot paths into a job's
+// payload as Sidekiq stores it (args.0, args.0.payment, tags.0).
+func newMapping(c Config) (*jobpath.Mapping, error) {
+	return jobpath.NewMapping(c.Key, c.Entity, c.Attrs, nil)
 }
 
 func sortedKeys[V any](m map[string]V) []string {
@@ -128,7 +93,7 @@ var errPayload = errors.New("not a Sidekiq job")
 // parseJob reads a payload. It fails when the payload is not a JSON
 // object with a string jid and class: Sidekiq itself cannot run such a
 // payload.
-func parseJob(raw []byte, m *mapping) (*job, error) {
+func parseJob(raw []byte, m *jobpath.Mapping) (*job, error) {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
 	var v any
@@ -146,7 +111,7 @@ func parseJob(raw []byte, m *mapping) (*job, error) {
 }
 
 // jobFrom reads a payload already decoded (with UseNumber).
-func jobFrom(obj map[string]any, m *mapping) (*job, error) {
+func jobFrom(obj map[string]any, m *jobpath.Mapping) (*job, error) {
 	j := &job{}
 	var err error
 	if j.JID, err = str(obj, "jid", true); err != nil {
@@ -187,7 +152,7 @@ func jobFrom(obj map[string]any, m *mapping) (*job, error) {
 	default:
 		j.Error = ec + em
 	}
-	j.Fields = m.resolve(obj)
+	j.Fields = m.Resolve(obj)
 	return j, nil
 }
 
@@ -302,74 +267,4 @@ func shorten(s string) string {
 		return s
 	}
 	return s[:max] + "…"
-}
-
-// resolve takes the configured fields from a payload. Key and entity take
-// strings as written and numbers as written; any other value leaves the
-// field out. Attrs keep any JSON value.
-func (m *mapping) resolve(obj map[string]any) fields {
-	var f fields
-	f.Key, _ = scalar(lookup(obj, m.key))
-	f.Entity, _ = scalar(lookup(obj, m.entity))
-	if len(m.attrs) > 0 {
-		var b []byte
-		for _, a := range m.attrs {
-			v := lookup(obj, a.path)
-			if v == nil {
-				continue
-			}
-			enc, err := json.Marshal(v)
-			if err != nil {
-				continue
-			}
-			if b == nil {
-				b = append(b, '{')
-			} else {
-				b = append(b, ',')
-			}
-			name, _ := json.Marshal(a.name)
-			b = append(b, name...)
-			b = append(b, ':')
-			b = append(b, enc...)
-		}
-		if b != nil {
-			f.Attrs = append(b, '}')
-		}
-	}
-	return f
-}
-
-// lookup follows a dot path: object members by name, array elements by
-// a decimal index. It returns nil when the path does not resolve (or
-// resolves to null).
-func lookup(v any, path []string) any {
-	if len(path) == 0 {
-		return nil
-	}
-	for _, seg := range path {
-		switch c := v.(type) {
-		case map[string]any:
-			v = c[seg]
-		case []any:
-			i, err := strconv.Atoi(seg)
-			if err != nil || i < 0 || i >= len(c) || strconv.Itoa(i) != seg {
-				return nil
-			}
-			v = c[i]
-		default:
-			return nil
-		}
-	}
-	return v
-}
-
-// scalar renders a string or a number as written.
-func scalar(v any) (string, bool) {
-	switch v := v.(type) {
-	case string:
-		return v, true
-	case json.Number:
-		return v.String(), true
-	}
-	return "", false
 }

@@ -4,17 +4,22 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/twicehq/twice/collectors/jobpath"
 )
 
 func TestParseJobFields(t *testing.T) {
-	m := newMapping(Config{Key: "args.0.payment", Entity: "args.1", Attrs: map[string]string{
+	m, err := newMapping(Config{Key: "args.0.payment", Entity: "args.1", Attrs: map[string]string{
 		"customer": "args.0.customer", "tags": "tags", "missing": "args.5", "n": "args.0.amount",
 	}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	raw := `{"jid":"j1","class":"ActiveJob::QueueAdapters::SidekiqAdapter::JobWrapper","wrapped":"SendReceiptJob",
 		"queue":"mailers","args":[{"payment":"p-1","customer":{"id":7},"amount":12.50},42],"tags":["a"],
 		"enqueued_at":1796304318.5321271,"retry_count":2,"failed_at":1796304310.5,"retried_at":1796304315.25,
 		"error_class":"Net::ReadTimeout","error_message":"timed out"}`
-	j, err := parseJob([]byte(raw), &m)
+	j, err := parseJob([]byte(raw), m)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +45,7 @@ func TestParseJobFields(t *testing.T) {
 
 func TestParseJobTimesInMilliseconds(t *testing.T) {
 	// Sidekiq 8 writes integer milliseconds.
-	j, err := parseJob([]byte(`{"jid":"j","class":"C","enqueued_at":1796304318532}`), &mapping{})
+	j, err := parseJob([]byte(`{"jid":"j","class":"C","enqueued_at":1796304318532}`), &jobpath.Mapping{})
 	if err != nil || j.enqueued != 1796304318532000000 {
 		t.Errorf("job %+v, %v", j, err)
 	}
@@ -58,23 +63,9 @@ func TestParseJobRejects(t *testing.T) {
 		`{"jid":"j","class":"C","enqueued_at":-1}`:    "not a Unix time",
 		`{"jid":"j","class":"C"} {}`:                  "data after",
 	} {
-		_, err := parseJob([]byte(raw), &mapping{})
+		_, err := parseJob([]byte(raw), &jobpath.Mapping{})
 		if err == nil || !strings.Contains(err.Error(), want) || !errors.Is(err, errPayload) {
 			t.Errorf("%s: error %v, want one containing %q", raw, err, want)
 		}
-	}
-}
-
-func TestLookup(t *testing.T) {
-	obj := map[string]any{"args": []any{map[string]any{"a": "x"}, "y"}}
-	for path, want := range map[string]any{
-		"args.0.a": "x", "args.1": "y", "args.2": nil, "args.-1": nil, "args.01": nil, "args.x": nil, "args.1.z": nil, "nope": nil,
-	} {
-		if got := lookup(obj, splitPath(path)); got != want {
-			t.Errorf("lookup %s = %v, want %v", path, got, want)
-		}
-	}
-	if _, ok := scalar(map[string]any{}); ok {
-		t.Error("an object rendered as a key")
 	}
 }

@@ -46,8 +46,11 @@ func NewPoller(name string, cfg Config) (*Poller, error) {
 	if cfg.Mode != ModePoll {
 		return nil, fmt.Errorf("sidekiq %s: a poller for mode %s", name, cfg.Mode)
 	}
-	m := newMapping(cfg)
-	t := newTracker(&m, int64(deadAfter))
+	m, err := newMapping(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("sidekiq %s: %w", name, err)
+	}
+	t := newTracker(m, int64(deadAfter))
 	if len(cfg.Queues) > 0 {
 		t.match = cfg.matchQueue
 	}

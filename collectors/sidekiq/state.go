@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"sort"
+
+	"github.com/twicehq/twice/collectors/jobpath"
 )
 
 // stateVersion is the version of the saved tracker state; a state of
@@ -158,7 +160,7 @@ func (t *tracker) load(text string) error {
 			JID: sj.JID, Class: sj.Class, Wrapped: sj.Wrapped, Queue: sj.Queue,
 			EnqueuedAt: sj.Enqueued, enqueued: sj.EnqueuedNS, FailedAt: sj.Failed, failed: sj.FailedNS,
 			RetryFalse: sj.RetryFalse, Error: sj.Error,
-			Fields: fields{Key: sj.Key, Entity: sj.Entity, Attrs: sj.Attrs},
+			Fields: jobpath.Fields{Key: sj.Key, Entity: sj.Entity, Attrs: sj.Attrs},
 		}
 		if sj.RetryCount != nil {
 			j.RetryCount, j.HasRetryCount = *sj.RetryCount, true

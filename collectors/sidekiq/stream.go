@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/twicehq/twice/collectors/jobpath"
 	"github.com/twicehq/twice/twicetype"
 )
 
@@ -104,7 +105,7 @@ type StreamReader struct {
 	key    string
 	seqKey string
 	client *redis.Client
-	m      mapping
+	m      *jobpath.Mapping
 	b      *builder
 	pos    Position
 
@@ -134,8 +135,12 @@ func NewStreamReader(name string, cfg Config) (*StreamReader, error) {
 	if cfg.Mode != ModeMiddleware {
 		return nil, fmt.Errorf("sidekiq %s: a stream reader for mode %s", name, cfg.Mode)
 	}
+	m, err := newMapping(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("sidekiq %s: %w", name, err)
+	}
 	key := keys{cfg.Namespace}.of(cfg.Stream)
-	return &StreamReader{name: name, cfg: cfg, key: key, seqKey: key + ":seq", m: newMapping(cfg), b: newBuilder(name)}, nil
+	return &StreamReader{name: name, cfg: cfg, key: key, seqKey: key + ":seq", m: m, b: newBuilder(name)}, nil
 }
 
 // Name names the source.
@@ -350,7 +355,7 @@ func (r *StreamReader) event(id string, values map[string]any) (ev *twicetype.Ev
 	if raw == "" {
 		return nil, false, errors.New(`no "job" field`)
 	}
-	j, err := parseJob([]byte(raw), &r.m)
+	j, err := parseJob([]byte(raw), r.m)
 	if err != nil {
 		return nil, false, err
 	}

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/twicehq/twice/collectors/jobpath"
 	"github.com/twicehq/twice/twicetype"
 )
 
@@ -148,7 +149,7 @@ type badPayload struct {
 // tracker turns successive snapshots into events. It does no I/O and
 // reads no clock: time is the snapshot's.
 type tracker struct {
-	m         *mapping
+	m         *jobpath.Mapping
 	deadAfter int64 // ns a process may go without a beat before it counts as dead
 
 	seq    uint64
@@ -185,7 +186,7 @@ type histPoint struct{ at, processed int64 }
 // that left a queue is judged after every process beat again.
 const settle = int64(20 * time.Second)
 
-func newTracker(m *mapping, deadAfter int64) *tracker {
+func newTracker(m *jobpath.Mapping, deadAfter int64) *tracker {
 	return &tracker{
 		m: m, deadAfter: deadAfter,
 		jobs: map[string]*tracked{}, procs: map[string]*procState{},

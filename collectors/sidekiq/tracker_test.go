@@ -82,8 +82,11 @@ func want(t *testing.T, step string, got []string, want ...string) {
 }
 
 func newTestTracker() *tracker {
-	m := newMapping(Config{Key: "args.0.payment"})
-	return newTracker(&m, int64(deadAfter))
+	m, err := newMapping(Config{Key: "args.0.payment"})
+	if err != nil {
+		panic(err)
+	}
+	return newTracker(m, int64(deadAfter))
 }
 
 func TestTrackerRunSeenInWorkHash(t *testing.T) {
