@@ -84,6 +84,10 @@ clickhouse_up() {
 	if [ "$tcp" = "$http" ]; then
 		http=$(svc_free_port 0)
 	fi
+	# The test server keeps nothing between starts: a data directory left by
+	# an earlier server (killed, or stopped mid-DROP) was seen to stop the
+	# next one at start with CANNOT_DETECT_FORMAT, so each start is empty.
+	rm -rf "$dir/data"
 	mkdir -p "$dir/data"
 	svc_log "clickhouse: starting on 127.0.0.1 native :$tcp http :$http (log $dir/server.log)"
 	# setsid: the server outlives the `up` that started it; 9>&- : it must not
