@@ -139,8 +139,18 @@ kafka_ready_bin() {
 	go build -o "$1/bin/ready" ./scripts/services.d/kafka/ready
 }
 
+# kafka_cluster_id: a random cluster id, as `kafka-storage random-uuid`
+# makes them (URL-safe base64 of 16 bytes), never one that starts with "-":
+# kafka-storage's argument parser takes that for an option (seen once in
+# 64 starts: "argument --cluster-id/-t: expected one argument").
 kafka_cluster_id() {
-	python3 -c 'import base64, uuid; print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))'
+	python3 -c '
+import base64, uuid
+while True:
+    s = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    if not s.startswith("-"):
+        print(s)
+        break'
 }
 
 # kafka_need_tools: Java 17+ and Maven, from Debian's packages if missing.
