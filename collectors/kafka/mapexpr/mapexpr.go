@@ -1,16 +1,8 @@
-// Package mapexpr compiles and runs the expressions of a kafka source's
-// map: (twice.yaml), which turn an arbitrary JSON message into the fields
-// of a normalized event (spec §1).
-//
-// The expressions are github.com/expr-lang/expr, not a language of our own:
-// mappings need conditionals (`value.type == "sent" ? "effect" : "state"`),
-// string concatenation (`"receipt/" + value.payment_id`), arithmetic and
-// nil-safe navigation (`value.meta?.attempt`), and expr gives all of that
-// with a documented syntax, a type checker that rejects unknown names when
-// twice.yaml is loaded, programs compiled once and run without reflection
-// on the hot path, and a memory budget per run, so a bad expression cannot
-// take the sidecar down. now() is disabled: the same message always maps to
-// the same event.
+// Package mapexpr is the environment of a kafka source's map: (twice.yaml):
+// what its expressions see of a message, compiled and run by package
+// collectors/mapping, which holds the expression language, its rules and
+// why it is expr (the postgres source's map uses the same machinery over
+// a row).
 //
 // An expression sees Env: the message's value (its JSON, parsed), key,
 // headers, timestamp, topic, partition and offset, and the helper
@@ -18,22 +10,14 @@
 package mapexpr
 
 import (
-	"errors"
-	"fmt"
 	"time"
 
-	"github.com/expr-lang/expr"
-	"github.com/expr-lang/expr/file"
-	"github.com/expr-lang/expr/vm"
+	"github.com/twicehq/twice/collectors/mapping"
 )
 
 // Fields are the field names a map: may set: those of spec §1, in the
 // order of its table.
-var Fields = []string{
-	"id", "ts", "kind", "queue", "job_type", "job_id", "attempt", "key",
-	"effect", "effect_key", "entity", "seq", "terminal", "retry", "error",
-	"attrs",
-}
+var Fields = mapping.Fields
 
 // Env is what an expression sees. Value is the message value parsed as
 // JSON: objects are map[string]any, arrays []any, numbers int when they are
@@ -50,66 +34,20 @@ type Env struct {
 	Offset      int64  `expr:"offset"`
 }
 
-// maxNodes bounds the size of one expression.
-const maxNodes = 10000
-
 // Program is one compiled expression.
-type Program struct {
-	src  string
-	prog *vm.Program
-}
+type Program = mapping.Program
 
 // CompileError says why an expression does not compile.
-type CompileError struct {
-	// Column is the 1-based column in the expression, 0 when unknown.
-	Column int
-	Msg    string
-}
+type CompileError = mapping.CompileError
 
-func (e *CompileError) Error() string {
-	if e.Column > 0 {
-		return fmt.Sprintf("%s (column %d of the expression)", e.Msg, e.Column)
-	}
-	return e.Msg
-}
+// Runner runs programs, reusing one virtual machine; the zero value is
+// ready. Run takes a *Env.
+type Runner = mapping.Runner
 
-func unixMs(params ...any) (any, error) {
-	t, ok := params[0].(time.Time)
-	if !ok {
-		return nil, fmt.Errorf("unix_ms: want a time, got %T", params[0])
-	}
-	return t.UnixMilli(), nil
-}
+var compiler = mapping.NewCompiler(Env{})
 
-var options = []expr.Option{
-	expr.Env(Env{}),
-	expr.Function("unix_ms", unixMs, new(func(time.Time) int64)),
-	expr.DisableBuiltin("now"),
-	expr.MaxNodes(maxNodes),
-}
-
-// Compile compiles src. Its error is a *CompileError.
-func Compile(src string) (p *Program, err error) {
-	defer func() {
-		// The compiler is not ours; no input may crash config loading.
-		if r := recover(); r != nil {
-			p, err = nil, &CompileError{Msg: fmt.Sprintf("expression does not compile: %v", r)}
-		}
-	}()
-	prog, err := expr.Compile(src, options...)
-	if err != nil {
-		ce := &CompileError{Msg: err.Error()}
-		var fe *file.Error
-		if errors.As(err, &fe) {
-			ce.Msg = fe.Message
-			if fe.Snippet != "" {
-				ce.Column = fe.Column + 1
-			}
-		}
-		return nil, ce
-	}
-	return &Program{src: src, prog: prog}, nil
-}
+// Compile compiles src against Env. Its error is a *CompileError.
+func Compile(src string) (*Program, error) { return compiler.Compile(src) }
 
 // MustCompile is Compile for expressions written in code; it panics on
 // error.
@@ -119,30 +57,4 @@ func MustCompile(src string) *Program {
 		panic(err)
 	}
 	return p
-}
-
-// String returns the expression as written.
-func (p *Program) String() string { return p.src }
-
-// Runner runs programs, reusing one virtual machine. A Runner must not be
-// used by more than one goroutine at a time; the zero value is ready.
-type Runner struct {
-	vm vm.VM
-}
-
-// Run evaluates p against env. A runtime error (a fetch from nil, a
-// division by zero, an exceeded memory budget) is returned as an error.
-func (r *Runner) Run(p *Program, env *Env) (v any, err error) {
-	defer func() {
-		if rec := recover(); rec != nil {
-			v, err = nil, fmt.Errorf("%v", rec)
-		}
-	}()
-	v, err = r.vm.Run(p.prog, env)
-	var fe *file.Error
-	if errors.As(err, &fe) {
-		// The message alone: the snippet spans lines.
-		err = errors.New(fe.Message)
-	}
-	return v, err
 }
