@@ -137,6 +137,12 @@ func runWatch(ctx context.Context, e env, f watchFlags) error {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	for _, s := range streams {
+		// A source with metrics of its own (the push taps) shows them too.
+		if c, ok := s.(prometheus.Collector); ok {
+			reg.MustRegister(c)
+		}
+	}
 	watcher := sidecar.New(sidecar.Options{
 		Engine: opts, StateDir: w.StateDir,
 		CheckpointInterval: w.CheckpointInterval, SnapshotInterval: w.SnapshotInterval,
