@@ -347,6 +347,32 @@ func (m *SourceMapping) StringMap(key string, dst *map[string]string) bool {
 	return ok
 }
 
+// IsSequence reports whether key's value is a list (as `cursor: [updated_at,
+// id]` against `cursor: id`).
+func (m *SourceMapping) IsSequence(key string) bool {
+	e, ok := m.get(key)
+	return ok && resolve(e.val).Kind == yaml.SequenceNode
+}
+
+// Scalar reads a non-empty string, number or boolean as written (the
+// source text of an expression: `attempt: 1` is the expression 1).
+func (m *SourceMapping) Scalar(key string, dst *string) bool {
+	e, ok := m.get(key)
+	if !ok {
+		return false
+	}
+	v := resolve(e.val)
+	switch v.ShortTag() {
+	case "!!str", "!!int", "!!float", "!!bool":
+		if v.Kind == yaml.ScalarNode && strings.TrimSpace(v.Value) != "" {
+			*dst = v.Value
+			return true
+		}
+	}
+	m.p.errorf(v, join(m.path, key), "want an expression, got %s", describe(v))
+	return false
+}
+
 // IsMapping reports whether key's value is a mapping (as `tls: {ca_file:
 // ...}` against `tls: true`).
 func (m *SourceMapping) IsMapping(key string) bool {
