@@ -1,0 +1,129 @@
+package emailevents
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+)
+
+// postmark reads Postmark's webhooks: one JSON record per request, its
+// RecordType naming the event. Postmark signs nothing; its webhook URL
+// carries HTTP basic auth credentials (https://user:password@host/…),
+// which twice checks.
+type postmark struct {
+	cfg  *Config
+	mu   sync.Mutex
+	want [32]byte // SHA-256 of "username:password"
+	set  bool
+}
+
+func (p *postmark) start(ctx context.Context) error {
+	pw, err := p.cfg.Password.load(ctx)
+	if err != nil {
+		return fmt.Errorf("password: %w", err)
+	}
+	p.mu.Lock()
+	p.want = sha256.Sum256([]byte(p.cfg.Username + ":" + pw))
+	p.set = true
+	p.mu.Unlock()
+	return nil
+}
+
+// postmarkRecord is the part of a Postmark webhook record twice reads.
+type postmarkRecord struct {
+	RecordType      string                     `json:"RecordType"`
+	MessageID       string                     `json:"MessageID"`
+	Recipient       string                     `json:"Recipient"`
+	Email           string                     `json:"Email"`
+	Type            string                     `json:"Type"`
+	DeliveredAt     string                     `json:"DeliveredAt"`
+	BouncedAt       string                     `json:"BouncedAt"`
+	ReceivedAt      string                     `json:"ReceivedAt"`
+	ChangedAt       string                     `json:"ChangedAt"`
+	SuppressSending *bool                      `json:"SuppressSending"`
+	Metadata        map[string]json.RawMessage `json:"Metadata"`
+}
+
+func (p *postmark) receive(_ context.Context, req *Request) ([]observation, *Result, error) {
+	p.mu.Lock()
+	want, set := p.want, p.set
+	p.mu.Unlock()
+	if !set {
+		return nil, nil, errors.New("postmark: password not loaded (Start not called)")
+	}
+	user, pw, ok := basicAuth(req.Header)
+	if !ok {
+		return nil, nil, reject(http.StatusUnauthorized, "auth", "no basic auth credentials: put them in the webhook URL (https://USER:PASSWORD@host/)")
+	}
+	got := sha256.Sum256([]byte(user + ":" + pw))
+	if subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+		return nil, nil, reject(http.StatusUnauthorized, "auth", "wrong basic auth credentials")
+	}
+	o, mal := parsePostmark(req.Body)
+	res := &Result{}
+	if mal != "" {
+		res.Malformed = []string{mal}
+		return nil, res, nil
+	}
+	return []observation{o}, res, nil
+}
+
+// basicAuth reads the Authorization header's basic credentials.
+func basicAuth(h http.Header) (user, pw string, ok bool) {
+	r := http.Request{Header: h}
+	return r.BasicAuth()
+}
+
+// parsePostmark reads one verified Postmark record.
+func parsePostmark(body []byte) (observation, string) {
+	var r postmarkRecord
+	d := json.NewDecoder(bytes.NewReader(body))
+	if err := d.Decode(&r); err != nil {
+		return observation{}, "postmark: body is not a webhook record: " + err.Error()
+	}
+	if r.RecordType == "" {
+		return observation{}, "postmark: no RecordType"
+	}
+	if r.MessageID == "" {
+		return observation{}, fmt.Sprintf("postmark: %s record without MessageID", r.RecordType)
+	}
+	o := observation{raw: r.RecordType, messageID: r.MessageID}
+	var at string
+	switch r.RecordType {
+	case "Delivery":
+		o.typ, at = Delivered, r.DeliveredAt
+	case "Bounce":
+		o.typ, at, o.bounce = Bounced, r.BouncedAt, r.Type
+	case "SpamComplaint":
+		o.typ, at = Complained, r.BouncedAt
+	case "Open", "Click":
+		at = r.ReceivedAt
+	case "SubscriptionChange":
+		at = r.ChangedAt
+		if r.SuppressSending != nil && *r.SuppressSending {
+			o.typ = Unsubscribed
+		}
+	}
+	if t, ok := rfc3339Time(at); ok {
+		o.ts = t
+	}
+	// Postmark records carry no event id: the record type, the message
+	// and the time of the event as Postmark wrote it identify one.
+	o.id = "postmark:" + r.RecordType + ":" + r.MessageID + ":" + at
+	rcpt := r.Recipient
+	if rcpt == "" {
+		rcpt = r.Email
+	}
+	if rcpt != "" {
+		o.recipients = []string{rcpt}
+	}
+	meta := r.Metadata
+	o.arg = func(name string) (string, bool) { return argString(meta[name]) }
+	return o, ""
+}
