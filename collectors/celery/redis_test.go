@@ -13,15 +13,21 @@ import (
 	"github.com/twicehq/twice/sources"
 )
 
-// publish sends one Celery event as kombu does on Redis.
+// publish sends one Celery event as kombu does on Redis, database 0.
 func publish(t *testing.T, c *redis.Client, body string) {
+	t.Helper()
+	publishOn(t, c, "/0.celeryev/task.multi", body)
+}
+
+// publishOn sends one Celery event as kombu does on Redis, on channel.
+func publishOn(t *testing.T, c *redis.Client, channel, body string) {
 	t.Helper()
 	env, _ := json.Marshal(map[string]any{
 		"body": base64.StdEncoding.EncodeToString([]byte(body)), "content-encoding": "utf-8",
 		"content-type": "application/json", "headers": map[string]any{},
 		"properties": map[string]any{"body_encoding": "base64", "delivery_info": map[string]any{"exchange": "celeryev", "routing_key": "task.multi"}},
 	})
-	if err := c.Publish(context.Background(), "/0.celeryev/task.multi", env).Err(); err != nil {
+	if err := c.Publish(context.Background(), channel, env).Err(); err != nil {
 		t.Fatal(err)
 	}
 }
