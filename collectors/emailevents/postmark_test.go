@@ -124,9 +124,9 @@ func TestPostmarkMalformedRecords(t *testing.T) {
 	r := start(t, Config{Provider: Postmark, Username: "twice", Password: Secret{Value: "s3cret"}}, Options{})
 	auth := postmarkAuth("twice", "s3cret")
 	for body, want := range map[string]string{
-		`[1,2]`:                       "not a webhook record",
-		`{"MessageID":"m"}`:           "no RecordType",
-		`{"RecordType":"Delivery"}`:   "without MessageID",
+		`[1,2]`:                     "not a webhook record",
+		`{"MessageID":"m"}`:         "no RecordType",
+		`{"RecordType":"Delivery"}`: "without MessageID",
 		`{"RecordType":"Delivery","MessageID":"m","DeliveredAt":"yesterday"}`: "no timestamp",
 	} {
 		res := receive(t, r, auth, body)
