@@ -1,6 +1,7 @@
 package push
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -98,3 +99,32 @@ func (s Secret) String() string {
 
 // GoString hides the value from %#v.
 func (s Secret) GoString() string { return s.String() }
+
+// ReportConfigErrors records the problems a settings' Validate found
+// (each a *config.Error whose Path starts with the key it is about, as
+// joined by errors.Join) in m, at their keys' lines.
+func ReportConfigErrors(m *config.SourceMapping, err error) {
+	if err == nil {
+		return
+	}
+	errs := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	}
+	for _, e := range errs {
+		var ce *config.Error
+		if !errors.As(e, &ce) {
+			m.Errorf("", "%v", e)
+			continue
+		}
+		key := ce.Path
+		if i := strings.IndexAny(key, ".["); i >= 0 {
+			key = key[:i]
+		}
+		if m.Has(key) {
+			m.Errorf(key, "%s", ce.Msg)
+		} else {
+			m.Errorf("", "%s: %s", ce.Path, ce.Msg)
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"github.com/twicehq/twice/collectors/bullmq"
 	"github.com/twicehq/twice/collectors/celery"
 	"github.com/twicehq/twice/collectors/file"
+	"github.com/twicehq/twice/collectors/ingest"
 	"github.com/twicehq/twice/collectors/kafka"
 	"github.com/twicehq/twice/collectors/sidekiq"
 	"github.com/twicehq/twice/sources"
@@ -19,5 +20,6 @@ func Registry() *sources.Registry {
 		sidekiq.Factory{},
 		bullmq.Factory{},
 		celery.Factory{},
+		ingest.Factory{},
 	)
 }
