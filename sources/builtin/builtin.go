@@ -8,6 +8,7 @@ import (
 	"github.com/twicehq/twice/collectors/file"
 	"github.com/twicehq/twice/collectors/ingest"
 	"github.com/twicehq/twice/collectors/kafka"
+	"github.com/twicehq/twice/collectors/postgres"
 	"github.com/twicehq/twice/collectors/sidekiq"
 	"github.com/twicehq/twice/sources"
 )
@@ -20,6 +21,7 @@ func Registry() *sources.Registry {
 		sidekiq.Factory{},
 		bullmq.Factory{},
 		celery.Factory{},
+		postgres.Factory{},
 		ingest.Factory{},
 	)
 }
