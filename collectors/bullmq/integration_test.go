@@ -3,19 +3,16 @@ package bullmq
 import (
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/twicehq/twice/internal/promtext"
+	"github.com/twicehq/twice/internal/watchtest"
 )
 
 // TestFaultMix runs real BullMQ workers (bullmq 6.7 on node) through a mix
@@ -26,19 +23,19 @@ import (
 // nothing else; the watch must count every event once.
 func TestFaultMix(t *testing.T) {
 	h := newHarness(t, "payments")
-	bin := buildTwice(t)
+	bin := watchtest.Build(t)
 	cfg := filepath.Join(h.dir, "twice.yaml")
 	writeConfig(t, cfg, h)
 
-	w := startWatch(t, bin, cfg, filepath.Join(h.dir, "watch-1.log"))
+	w := watchtest.Start(t, bin, cfg, filepath.Join(h.dir, "watch-1.log"), 0)
 	ids := runFaultMix(h, func() {
 		// Kill the watch once a checkpoint holds some of the mix.
-		w.waitFor(t, "a checkpoint with events", func() bool {
-			m := promtext.Sums(w.addr)
+		w.WaitFor(t, "a checkpoint with events", func() bool {
+			m := promtext.Sums(w.Addr())
 			return m["twice_events_total"] > 10 && m["twice_checkpoints_total"] >= 2
 		})
-		w.kill()
-		w = startWatch(t, bin, cfg, filepath.Join(h.dir, "watch-2.log"))
+		w.Kill()
+		w = watchtest.Start(t, bin, cfg, filepath.Join(h.dir, "watch-2.log"), 0)
 	})
 	want := expectedFindings(h.queue, ids)
 
@@ -62,7 +59,7 @@ func TestFaultMix(t *testing.T) {
 	var live findingsPage
 	deadline := time.Now().Add(waitLimit)
 	for {
-		live = w.findings(t)
+		live = findingsOf(w)
 		if live.Summary.Events == rep.Summary.Events && slices.Equal(live.keys(), want) {
 			break
 		}
@@ -75,7 +72,7 @@ func TestFaultMix(t *testing.T) {
 	if live.Summary.RepeatedIDs != 0 || live.Summary.Malformed != 0 {
 		t.Errorf("watch summary: %+v", live.Summary)
 	}
-	w.stop(t)
+	w.Stop(t)
 	t.Logf("%d events, %d findings; jobs %v", rep.Summary.Events, len(want), ids)
 }
 
@@ -236,146 +233,12 @@ func readJSON(t *testing.T, path string, v any) {
 	}
 }
 
-// buildTwice builds ./cmd/twice once for the tests of the package.
-func buildTwice(t *testing.T) string {
-	t.Helper()
-	built.Do(func() {
-		built.dir, built.err = os.MkdirTemp("", "twice-bullmq-test-")
-		if built.err != nil {
-			return
-		}
-		built.bin = filepath.Join(built.dir, "twice")
-		cmd := exec.Command("go", "build", "-o", built.bin, "./cmd/twice")
-		cmd.Dir = repoRoot
-		if out, err := cmd.CombinedOutput(); err != nil {
-			built.err = fmt.Errorf("go build ./cmd/twice: %v\n%s", err, out)
-		}
-	})
-	if built.err != nil {
-		t.Fatal(built.err)
-	}
-	return built.bin
-}
-
-var built struct {
-	sync.Once
-	dir, bin string
-	err      error
-}
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if built.dir != "" {
-		os.RemoveAll(built.dir)
-	}
-	os.Exit(code)
-}
-
-// watchProc is one run of twice watch.
-type watchProc struct {
-	cmd     *exec.Cmd
-	logPath string
-	exited  chan error
-	addr    string
-}
-
-// startWatch starts twice watch and waits until it says where its HTTP
-// API listens.
-func startWatch(t *testing.T, bin, cfg, logPath string) *watchProc {
-	t.Helper()
-	logf, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "watch", "--config", cfg)
-	cmd.Stdout, cmd.Stderr = io.Discard, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &watchProc{cmd: cmd, logPath: logPath, exited: make(chan error, 1)}
-	go func() { p.exited <- cmd.Wait(); logf.Close() }()
-	t.Cleanup(func() {
-		if p.cmd.ProcessState == nil {
-			_ = p.cmd.Process.Kill()
-		}
-		if t.Failed() {
-			log, _ := os.ReadFile(logPath)
-			t.Logf("%s:\n%s", filepath.Base(logPath), tail(string(log), 4000))
-		}
-	})
-	const marker = "HTTP API on http://"
-	p.waitFor(t, "its HTTP API address in its log", func() bool {
-		log, _ := os.ReadFile(logPath)
-		i := strings.Index(string(log), marker)
-		if i < 0 {
-			return false
-		}
-		rest := string(log[i+len(marker):])
-		if j := strings.IndexAny(rest, "\n /"); j > 0 {
-			p.addr = rest[:j]
-			return true
-		}
-		return false
-	})
-	return p
-}
-
-// waitFor polls cond until it holds; the watch exiting or waitLimit
-// passing fails the test.
-func (p *watchProc) waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitLimit)
-	for !cond() {
-		select {
-		case err := <-p.exited:
-			p.exited <- err
-			t.Fatalf("twice watch exited (%v) while the test waited for %s", err, what)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting for %s after %v", what, waitLimit)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func (p *watchProc) findings(t *testing.T) findingsPage {
-	t.Helper()
+// findingsOf returns the watch's current findings page; empty while its
+// API does not answer.
+func findingsOf(w *watchtest.Proc) findingsPage {
 	var page findingsPage
-	resp, err := http.Get("http://" + p.addr + "/findings")
-	if err != nil {
-		return page
-	}
-	defer resp.Body.Close()
-	_ = json.NewDecoder(resp.Body).Decode(&page)
+	_ = w.GetJSON("/findings", &page)
 	return page
 }
 
-func (p *watchProc) kill() {
-	_ = p.cmd.Process.Signal(syscall.SIGKILL)
-	err := <-p.exited
-	p.exited <- err
-}
-
-// stop sends SIGTERM and requires a clean exit within 15s.
-func (p *watchProc) stop(t *testing.T) {
-	t.Helper()
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-p.exited:
-		p.exited <- err
-		if err != nil {
-			t.Errorf("twice watch after SIGTERM: %v", err)
-		}
-	case <-time.After(15 * time.Second):
-		_ = p.cmd.Process.Kill()
-		t.Error("twice watch did not exit within 15s of SIGTERM")
-	}
-}
-
-func tail(s string, n int) string {
-	if len(s) > n {
-		return s[len(s)-n:]
-	}
-	return s
-}
+func TestMain(m *testing.M) { os.Exit(watchtest.Main(m)) }

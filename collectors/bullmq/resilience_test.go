@@ -17,6 +17,7 @@ import (
 
 	"github.com/twicehq/twice/internal/promtext"
 	"github.com/twicehq/twice/internal/servicetest"
+	"github.com/twicehq/twice/internal/watchtest"
 	"github.com/twicehq/twice/sources"
 )
 
@@ -253,7 +254,7 @@ func TestAuditSince(t *testing.T) {
 // count as twice audit of the stream afterwards.
 func TestWatchSurvivesRedisRestart(t *testing.T) {
 	srv := servicetest.NewRedisServer(t)
-	bin := buildTwice(t)
+	bin := watchtest.Build(t)
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "twice.yaml")
 	body := fmt.Sprintf(`sources:
@@ -296,28 +297,28 @@ watch:
 		produced <- nil
 	}()
 
-	w := startWatch(t, bin, cfg, filepath.Join(dir, "watch.log"))
-	w.waitFor(t, "a third of the events", func() bool {
-		return promtext.Sums(w.addr)["twice_events_total"] >= jobs
+	w := watchtest.Start(t, bin, cfg, filepath.Join(dir, "watch.log"), 0)
+	w.WaitFor(t, "a third of the events", func() bool {
+		return promtext.Sums(w.Addr())["twice_events_total"] >= jobs
 	})
 	srv.Kill()
-	w.waitFor(t, "/readyz to report the source down", func() bool {
-		code, body := get(w.addr, "/readyz")
+	w.WaitFor(t, "/readyz to report the source down", func() bool {
+		code, body := get(w.Addr(), "/readyz")
 		return code == http.StatusServiceUnavailable && strings.Contains(body, "queue")
 	})
 	srv.Start()
 	if err := <-produced; err != nil {
 		t.Fatalf("producer: %v", err)
 	}
-	w.waitFor(t, "every event", func() bool {
-		return w.findings(t).Summary.Events >= 3*jobs
+	w.WaitFor(t, "every event", func() bool {
+		return findingsOf(w).Summary.Events >= 3*jobs
 	})
-	w.waitFor(t, "/readyz to report ready", func() bool {
-		code, _ := get(w.addr, "/readyz")
+	w.WaitFor(t, "/readyz to report ready", func() bool {
+		code, _ := get(w.Addr(), "/readyz")
 		return code == http.StatusOK
 	})
-	m := promtext.Sums(w.addr)
-	page := w.findings(t)
+	m := promtext.Sums(w.Addr())
+	page := findingsOf(w)
 	if page.Summary.Events != 3*jobs || page.Summary.RepeatedIDs != 0 || page.Summary.Malformed != 0 {
 		t.Errorf("watch summary %+v, want %d events, none repeated", page.Summary, 3*jobs)
 	}
@@ -327,7 +328,7 @@ watch:
 	if m["twice_consumer_lag"] != 0 {
 		t.Errorf("twice_consumer_lag = %v after reading everything", m["twice_consumer_lag"])
 	}
-	w.stop(t)
+	w.Stop(t)
 
 	out := filepath.Join(dir, "audit.json")
 	cmd := exec.Command(bin, "audit", "--config", cfg, "--format", "json", "-o", out)
@@ -407,7 +408,7 @@ func TestAuditJobHashRemoved(t *testing.T) {
 // findings), and reads on.
 func TestWatchReportsTrimWhileStopped(t *testing.T) {
 	space := servicetest.Redis(t)
-	bin := buildTwice(t)
+	bin := watchtest.Build(t)
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "twice.yaml")
 	body := fmt.Sprintf(`sources:
@@ -427,9 +428,9 @@ watch:
 			t.Fatal(err)
 		}
 	}
-	w := startWatch(t, bin, cfg, filepath.Join(dir, "watch-1.log"))
-	w.waitFor(t, "the 9 events", func() bool { return w.findings(t).Summary.Events == 9 })
-	w.stop(t)
+	w := watchtest.Start(t, bin, cfg, filepath.Join(dir, "watch-1.log"), 0)
+	w.WaitFor(t, "the 9 events", func() bool { return findingsOf(w).Summary.Events == 9 })
+	w.Stop(t)
 
 	// 10 jobs (40 entries) while it is stopped, the stream trimmed to 20.
 	for i := 3; i < 13; i++ {
@@ -437,23 +438,23 @@ watch:
 			t.Fatal(err)
 		}
 	}
-	w = startWatch(t, bin, cfg, filepath.Join(dir, "watch-2.log"))
+	w = watchtest.Start(t, bin, cfg, filepath.Join(dir, "watch-2.log"), 0)
 	var page findingsPage
-	w.waitFor(t, "the 15 events left", func() bool {
-		page = w.findings(t)
+	w.WaitFor(t, "the 15 events left", func() bool {
+		page = findingsOf(w)
 		return page.Summary.Events == 9+15
 	})
 	if len(page.Summary.Warnings) != 1 || !strings.Contains(fmt.Sprint(page.Summary.Warnings[0]), "lost 20 events") ||
 		!strings.Contains(fmt.Sprint(page.Summary.Warnings[0]), "(stream trimmed)") {
 		t.Errorf("warnings %v, want one about 20 events lost (stream trimmed)", page.Summary.Warnings)
 	}
-	if m := promtext.Sums(w.addr); m["twice_coverage_lost_total"] != 1 {
+	if m := promtext.Sums(w.Addr()); m["twice_coverage_lost_total"] != 1 {
 		t.Errorf("twice_coverage_lost_total = %v, want 1 gap", m["twice_coverage_lost_total"])
 	}
 	if len(page.Findings) != 0 {
 		t.Errorf("findings %v: a gap is no finding", page.keys())
 	}
-	w.stop(t)
+	w.Stop(t)
 }
 
 // TestStreamQueuesByGlob reads every queue a glob matches, each a lane of

@@ -22,6 +22,7 @@ import (
 	"github.com/twicehq/twice/config"
 	"github.com/twicehq/twice/engine"
 	"github.com/twicehq/twice/internal/servicetest"
+	"github.com/twicehq/twice/internal/watchtest"
 	"github.com/twicehq/twice/sources"
 	"github.com/twicehq/twice/twicetype"
 )
@@ -186,7 +187,7 @@ func (m *mix) worker(name string) *exec.Cmd {
 		<-done
 		if m.t.Failed() {
 			out, _ := os.ReadFile(log.Name())
-			m.t.Logf("%s:\n%s", name, tail(string(out), 3000))
+			m.t.Logf("%s:\n%s", name, watchtest.Tail(string(out), 3000))
 		}
 	})
 	return cmd
@@ -392,14 +393,14 @@ func (m *mix) check(rep *twicetype.Report, named map[string]string) {
 func TestFaultMixRabbitMQ(t *testing.T) {
 	space := servicetest.RabbitMQ(t)
 	m := newMix(t, space.URL)
-	bin := buildTwice(t)
+	bin := watchtest.Build(t)
 	cfg := m.writeWatchConfig()
 	watchLog := filepath.Join(m.dir, "watch.log")
-	w := startWatch(t, bin, cfg, watchLog)
+	w := watchtest.Start(t, bin, cfg, watchLog, 2)
 	var repeated int
 	named := m.run(func() {
-		w.kill()
-		w = startWatch(t, bin, cfg, watchLog)
+		w.Kill()
+		w = watchtest.Start(t, bin, cfg, watchLog, 2)
 		m.mu.Lock()
 		m.commit = false
 		m.mu.Unlock()
@@ -438,15 +439,15 @@ func TestFaultMixRabbitMQ(t *testing.T) {
 	if len(m.gaps) > 0 {
 		t.Errorf("RabbitMQ reported gaps: %+v", m.gaps)
 	}
-	var live watchPage
-	w.waitFor(t, "the watch's findings to equal the audit's", func() bool {
-		live = w.findings()
-		return live.Summary.Events == rep.Summary.Events && slices.Equal(live.keys(named), wantFindings)
+	var live watchtest.Page
+	w.WaitFor(t, "the watch's findings to equal the audit's", func() bool {
+		live = w.Findings()
+		return live.Summary.Events == rep.Summary.Events && slices.Equal(live.Keys(named), wantFindings)
 	})
 	if live.Summary.Malformed != 0 {
 		t.Errorf("watch summary: %+v", live.Summary)
 	}
-	w.stop(t)
+	w.Stop(t)
 }
 
 // TestFaultMixRedis runs the mix on Redis (pub/sub). Midway the tap stops
@@ -492,11 +493,4 @@ func TestFaultMixRedis(t *testing.T) {
 		})
 	})
 	m.check(m.audit(), named)
-}
-
-func tail(s string, n int) string {
-	if len(s) > n {
-		return s[len(s)-n:]
-	}
-	return s
 }
