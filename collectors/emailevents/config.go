@@ -1,15 +1,15 @@
 package emailevents
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"os"
+	"net"
 	"regexp"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/twicehq/twice/collectors/push"
 	"github.com/twicehq/twice/config"
 )
 
@@ -37,51 +37,41 @@ const DefaultKeyArg = "idempotency_key"
 // how long its token is remembered.
 const DefaultMaxAge = time.Hour
 
-// Secret is a secret named in twice.yaml: its value, a file holding it,
-// or an environment variable holding it (exactly one of the three).
-type Secret struct {
-	Value, File, Env string
-}
-
-// set reports whether one of the three is given.
-func (s Secret) set() bool { return s.Value != "" || s.File != "" || s.Env != "" }
-
-// load returns the secret's value, trimmed of surrounding white space.
+// loadSecret resolves a secret, trimmed of surrounding white space.
 // Errors name the file or variable, never the value.
-func (s Secret) load(_ context.Context) (string, error) {
-	switch {
-	case s.Value != "":
-		return strings.TrimSpace(s.Value), nil
-	case s.File != "":
-		b, err := os.ReadFile(s.File)
-		if err != nil {
-			return "", fmt.Errorf("read secret: %w", err)
-		}
-		v := strings.TrimSpace(string(b))
-		if v == "" {
-			return "", fmt.Errorf("secret file %s is empty", s.File)
-		}
-		return v, nil
-	case s.Env != "":
-		v := strings.TrimSpace(os.Getenv(s.Env))
-		if v == "" {
-			return "", fmt.Errorf("environment variable %s is empty or not set", s.Env)
-		}
-		return v, nil
+func loadSecret(s push.Secret) (string, error) {
+	v, err := s.Resolve()
+	if err != nil {
+		return "", err
 	}
-	return "", errors.New("no secret configured")
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return "", errors.New("the secret is empty")
+	}
+	return v, nil
 }
+
+// Defaults of Config.
+const (
+	DefaultMaxBodyBytes = 10 << 20
+)
 
 // Config is one email provider source of twice.yaml (spec §3.1):
 //
 //   - name: sendgrid
 //     type: sendgrid                 # postmark, ses, mailgun
-//     listen: 127.0.0.1:8025
-//     verification_key_env: SENDGRID_WEBHOOK_KEY   # sendgrid
+//     listen: 0.0.0.0:8025           # where the provider posts (behind TLS)
+//     verification_key_env: SENDGRID_WEBHOOK_KEY   # sendgrid; or verification_key, verification_key_file
 //     key_arg: idempotency_key       # the custom arg holding the effect_key
 //     job_arg: job_id                # optional: the custom arg holding the job_id
 //     events: [sent, delivered, bounced]
 //     recipients: hash               # plain, omit
+//     per_recipient: false
+//     max_body_bytes: 10485760
+//     max_pending: 10000
+//
+// Mailgun takes signing_key (_file, _env) and max_age; Postmark username
+// and password (_file, _env); SES topic_arns (or topic_arn).
 type Config struct {
 	// Provider is the source type: sendgrid, postmark, ses or mailgun.
 	Provider string
@@ -101,19 +91,25 @@ type Config struct {
 	// PerRecipient makes each recipient its own effect: the hash of the
 	// recipients is appended to the effect_key ("KEY/sha256:…").
 	PerRecipient bool
+	// MaxBodyBytes caps a request body (413 beyond); 0 means
+	// DefaultMaxBodyBytes.
+	MaxBodyBytes int
+	// MaxPending caps the events received and not yet durable (503
+	// beyond); 0 means push.DefaultMaxPending.
+	MaxPending int
 
 	// VerificationKey is SendGrid's signed event webhook verification
 	// key (the base64 DER public key the dashboard shows, or PEM).
-	VerificationKey Secret
+	VerificationKey push.Secret
 	// SigningKey is Mailgun's HTTP webhook signing key.
-	SigningKey Secret
+	SigningKey push.Secret
 	// MaxAge is how old a Mailgun signature may be, and how long its
 	// token is remembered; DefaultMaxAge when 0.
 	MaxAge time.Duration
 	// Username and Password are the basic auth credentials Postmark's
 	// webhook URL carries.
 	Username string
-	Password Secret
+	Password push.Secret
 	// TopicARNs are the SNS topics an SES source accepts messages of.
 	TopicARNs []string
 }
@@ -121,7 +117,7 @@ type Config struct {
 // ConfigKeys returns the keys a source of the provider takes, besides
 // name and type.
 func ConfigKeys(provider string) []string {
-	keys := []string{"listen", "key_arg", "job_arg", "events", "recipients", "per_recipient"}
+	keys := []string{"listen", "key_arg", "job_arg", "events", "recipients", "per_recipient", "max_body_bytes", "max_pending"}
 	switch provider {
 	case SendGrid:
 		keys = append(keys, "verification_key", "verification_key_file", "verification_key_env")
@@ -130,7 +126,7 @@ func ConfigKeys(provider string) []string {
 	case Postmark:
 		keys = append(keys, "username", "password", "password_file", "password_env")
 	case SES:
-		keys = append(keys, "topic_arns")
+		keys = append(keys, "topic_arns", "topic_arn")
 	}
 	return keys
 }
@@ -159,6 +155,43 @@ func (c *Config) keyArg() string {
 	return c.KeyArg
 }
 
+// maxBody returns the body size limit.
+func (c *Config) maxBody() int64 {
+	if c.MaxBodyBytes <= 0 {
+		return DefaultMaxBodyBytes
+	}
+	return int64(c.MaxBodyBytes)
+}
+
+// credentialKey is the key of the provider's credentials in twice.yaml.
+func credentialKey(provider string) string {
+	switch provider {
+	case SendGrid:
+		return "verification_key"
+	case Mailgun:
+		return "signing_key"
+	case Postmark:
+		return "password"
+	}
+	return "topic_arns"
+}
+
+// Verified reports whether the source checks who posts to it: the
+// provider's credentials are configured (SES: topic_arns; SNS signatures
+// are checked in any case). Without them a source may only listen on
+// loopback, for local tests.
+func (c *Config) Verified() bool {
+	switch c.Provider {
+	case SendGrid:
+		return c.VerificationKey.IsSet()
+	case Mailgun:
+		return c.SigningKey.IsSet()
+	case Postmark:
+		return c.Password.IsSet() || c.Username != ""
+	}
+	return len(c.TopicARNs) > 0
+}
+
 // topicARN is an SNS topic ARN: arn:PARTITION:sns:REGION:ACCOUNT:NAME.
 var topicARN = regexp.MustCompile(`^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_.-]{1,256}$`)
 
@@ -175,6 +208,11 @@ func (c *Config) Validate() error {
 	}
 	if strings.TrimSpace(c.Listen) == "" {
 		bad("listen", "required: the address to listen on, such as 127.0.0.1:8025")
+	} else if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		bad("listen", "want host:port, got %q", c.Listen)
+	} else if !c.Verified() && !push.IsLoopback(c.Listen) {
+		k := credentialKey(c.Provider)
+		bad("listen", "%q is reachable beyond this machine: set %s to check that %s sent the requests, or listen on 127.0.0.1", c.Listen, k, c.Provider)
 	}
 	for i, t := range c.Events {
 		if !slices.Contains(Types, t) {
@@ -194,42 +232,36 @@ func (c *Config) Validate() error {
 	if c.JobArg != "" && c.JobArg == c.keyArg() {
 		bad("job_arg", "is the same argument as key_arg (%q)", c.JobArg)
 	}
-	oneSecret := func(key string, s Secret) {
-		n := 0
-		for _, v := range []string{s.Value, s.File, s.Env} {
-			if v != "" {
-				n++
-			}
-		}
-		switch {
-		case n == 0:
-			bad(key, "required: set %s, %s_file or %s_env", key, key, key)
-		case n > 1:
-			bad(key, "set only one of %s, %s_file and %s_env", key, key, key)
+	if c.MaxBodyBytes < 0 {
+		bad("max_body_bytes", "must be at least 1, got %d", c.MaxBodyBytes)
+	}
+	if c.MaxPending < 0 {
+		bad("max_pending", "must be at least 1, got %d", c.MaxPending)
+	}
+	for key, s := range map[string]push.Secret{"verification_key": c.VerificationKey, "signing_key": c.SigningKey, "password": c.Password} {
+		if err := s.Validate(); err != nil {
+			bad(key, "%v", err)
 		}
 	}
 	switch c.Provider {
 	case SendGrid:
-		oneSecret("verification_key", c.VerificationKey)
 		if c.VerificationKey.Value != "" {
 			if _, err := parseECDSAKey(c.VerificationKey.Value); err != nil {
 				bad("verification_key", "%v", err)
 			}
 		}
 	case Mailgun:
-		oneSecret("signing_key", c.SigningKey)
 		if c.MaxAge < 0 {
 			bad("max_age", "must not be negative, got %s", c.MaxAge)
 		}
 	case Postmark:
-		if c.Username == "" {
-			bad("username", "required: the basic auth user name of the webhook URL")
+		if c.Username == "" && c.Password.IsSet() {
+			bad("password", "set username too: Postmark sends both in the webhook URL")
 		}
-		oneSecret("password", c.Password)
+		if c.Username != "" && !c.Password.IsSet() {
+			bad("username", "set password (or password_file, password_env) too")
+		}
 	case SES:
-		if len(c.TopicARNs) == 0 {
-			bad("topic_arns", "required: the ARNs of the SNS topics SES publishes to")
-		}
 		for i, a := range c.TopicARNs {
 			if !topicARN.MatchString(a) {
 				bad(fmt.Sprintf("topic_arns[%d]", i), "%q is not an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)", a)
@@ -243,47 +275,61 @@ func (c *Config) Validate() error {
 func decode(provider string, m *config.SourceMapping) *Config {
 	m.Known(ConfigKeys(provider)...)
 	c := &Config{Provider: provider}
-	decoded := map[string]bool{}
-	ok := func(key string, good bool) {
-		if good || !m.Has(key) {
-			decoded[key] = true
+	good := true
+	read := func(key string, ok bool) {
+		if m.Has(key) && !ok {
+			good = false
 		}
 	}
 	if m.Require("listen") {
-		ok("listen", m.String("listen", &c.Listen))
+		read("listen", m.String("listen", &c.Listen))
+	} else {
+		good = false
 	}
-	ok("key_arg", m.String("key_arg", &c.KeyArg))
-	ok("job_arg", m.String("job_arg", &c.JobArg))
-	ok("events", m.Strings("events", &c.Events))
-	ok("recipients", m.OneOf("recipients", &c.Recipients, RecipientsHash, RecipientsPlain, RecipientsOmit))
-	ok("per_recipient", m.Bool("per_recipient", &c.PerRecipient))
-	secret := func(key string, dst *Secret) {
-		ok(key, m.String(key, &dst.Value))
-		ok(key, m.File(key+"_file", &dst.File))
-		ok(key, m.String(key+"_env", &dst.Env))
-		if !m.Has(key) && !m.Has(key+"_file") && !m.Has(key+"_env") {
-			m.Errorf("", "missing key %q (or %s_file, %s_env)", key, key, key)
-			decoded[key] = false
-		}
-	}
+	read("key_arg", m.String("key_arg", &c.KeyArg))
+	read("job_arg", m.String("job_arg", &c.JobArg))
+	read("events", m.Strings("events", &c.Events))
+	read("recipients", m.OneOf("recipients", &c.Recipients, RecipientsHash, RecipientsPlain, RecipientsOmit))
+	read("per_recipient", m.Bool("per_recipient", &c.PerRecipient))
+	read("max_body_bytes", m.Int("max_body_bytes", &c.MaxBodyBytes, 1))
+	read("max_pending", m.Int("max_pending", &c.MaxPending, 1))
 	switch provider {
 	case SendGrid:
-		secret("verification_key", &c.VerificationKey)
+		c.VerificationKey = push.DecodeSecret(m, "verification_key")
 	case Mailgun:
-		secret("signing_key", &c.SigningKey)
-		ok("max_age", m.Duration("max_age", &c.MaxAge))
+		c.SigningKey = push.DecodeSecret(m, "signing_key")
+		read("max_age", m.Duration("max_age", &c.MaxAge))
 	case Postmark:
-		if m.Require("username") {
-			ok("username", m.String("username", &c.Username))
-		}
-		secret("password", &c.Password)
+		read("username", m.String("username", &c.Username))
+		c.Password = push.DecodeSecret(m, "password")
 	case SES:
-		if m.Require("topic_arns") {
-			ok("topic_arns", m.Strings("topic_arns", &c.TopicARNs))
+		read("topic_arns", m.Strings("topic_arns", &c.TopicARNs))
+		if m.Has("topic_arn") {
+			var one string
+			if m.Has("topic_arns") {
+				m.Errorf("topic_arn", "give topic_arn or topic_arns, not both")
+				good = false
+			} else if m.String("topic_arn", &one) {
+				c.TopicARNs = []string{one}
+			} else {
+				good = false
+			}
 		}
 	}
-	var errs []error
-	if j, isJoin := c.Validate().(interface{ Unwrap() []error }); isJoin {
+	if good {
+		reportConfigErrors(m, c.Validate())
+	}
+	return c
+}
+
+// reportConfigErrors records Validate's problems at their keys (a
+// secret's problem at whichever of KEY, KEY_file, KEY_env is given).
+func reportConfigErrors(m *config.SourceMapping, err error) {
+	if err == nil {
+		return
+	}
+	errs := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
 		errs = j.Unwrap()
 	}
 	for _, e := range errs {
@@ -296,20 +342,17 @@ func decode(provider string, m *config.SourceMapping) *Config {
 		if i := strings.IndexAny(key, ".["); i >= 0 {
 			key = key[:i]
 		}
-		if !decoded[key] {
-			continue
-		}
 		at := key
-		if !m.Has(at) {
-			for _, k := range []string{key + "_file", key + "_env"} {
-				if m.Has(k) {
-					at = k
-				}
+		for _, k := range []string{key, key + "_file", key + "_env", "topic_arn"} {
+			if m.Has(k) && (k != "topic_arn" || key == "topic_arns") {
+				at = k
+				break
 			}
 		}
 		if m.Has(at) {
 			m.Errorf(at, "%s", ce.Msg)
+		} else {
+			m.Errorf("", "%s: %s", ce.Path, ce.Msg)
 		}
 	}
-	return c
 }

@@ -6,10 +6,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
-	"github.com/twicehq/twice/collectors/jsonl"
+	"github.com/twicehq/twice/collectors/push"
 	"github.com/twicehq/twice/twicetype"
 )
 
@@ -67,8 +66,6 @@ type mapper struct {
 	primary  string
 	cfg      *Config
 	record   map[string]bool
-	parser   *jsonl.Parser
-	mu       sync.Mutex
 }
 
 // newMapper returns the mapper of a source; cfg is valid.
@@ -77,18 +74,7 @@ func newMapper(source string, cfg *Config) *mapper {
 	for _, t := range cfg.events() {
 		rec[t] = true
 	}
-	return &mapper{source: source, provider: cfg.Provider, primary: primaryType(cfg.Provider), cfg: cfg, record: rec, parser: jsonl.NewParser()}
-}
-
-// wireEvent is the spec §1 line an observation becomes.
-type wireEvent struct {
-	ID        string         `json:"id"`
-	TS        string         `json:"ts"`
-	Kind      string         `json:"kind"`
-	Effect    string         `json:"effect"`
-	EffectKey string         `json:"effect_key"`
-	JobID     string         `json:"job_id,omitempty"`
-	Attrs     map[string]any `json:"attrs"`
+	return &mapper{source: source, provider: cfg.Provider, primary: primaryType(cfg.Provider), cfg: cfg, record: rec}
 }
 
 // outcome is what one observation became: an event, nothing (ignored), or
@@ -130,41 +116,32 @@ func (mp *mapper) event(o *observation) outcome {
 	if o.typ != mp.primary {
 		key += "#" + o.typ
 	}
-	w := wireEvent{
+	e := push.Effect{
 		ID:        o.id,
-		TS:        o.ts.UTC().Format("2006-01-02T15:04:05.000000Z07:00"),
-		Kind:      "effect",
+		Time:      o.ts,
 		Effect:    "email." + o.typ,
 		EffectKey: key,
 		Attrs:     map[string]any{"provider": mp.provider, "event": o.raw},
 	}
 	if mp.cfg.JobArg != "" && o.arg != nil {
 		if j, ok := o.arg(mp.cfg.JobArg); ok && j != "" {
-			w.JobID = j
+			e.JobID = j
 		}
 	}
 	if o.messageID != "" {
-		w.Attrs["message_id"] = o.messageID
+		e.Attrs["message_id"] = o.messageID
 	}
 	if o.bounce != "" {
-		w.Attrs["bounce_type"] = o.bounce
+		e.Attrs["bounce_type"] = o.bounce
 	}
 	if rs := mp.recipients(o.recipients); rs != nil {
-		w.Attrs["recipients"] = rs
+		e.Attrs["recipients"] = rs
 	}
-	line, err := json.Marshal(&w)
-	if err != nil {
-		return outcome{malformed: err.Error()}
-	}
-	ev := &twicetype.Event{}
-	mp.mu.Lock()
-	err = mp.parser.Parse(line, ev)
-	mp.mu.Unlock()
+	ev, err := e.Event(mp.source, 0)
 	if err != nil {
 		return outcome{malformed: fmt.Sprintf("%s event %q: %v", mp.provider, o.raw, err)}
 	}
-	ev.Source = mp.source
-	out.event = ev
+	out.event = &ev
 	return out
 }
 

@@ -173,7 +173,10 @@ func (s *ses) cert(ctx context.Context, u string) (*x509.Certificate, error) {
 
 // verify checks an SNS message's topic, certificate URL and signature.
 func (s *ses) verify(ctx context.Context, m *snsMessage) error {
-	if !slices.Contains(s.cfg.TopicARNs, m.TopicArn) {
+	if !topicARN.MatchString(m.TopicArn) {
+		return reject(http.StatusForbidden, "topic", "TopicArn %q is not an SNS topic ARN", m.TopicArn)
+	}
+	if len(s.cfg.TopicARNs) > 0 && !slices.Contains(s.cfg.TopicARNs, m.TopicArn) {
 		return reject(http.StatusForbidden, "topic", "topic %q is not in topic_arns", m.TopicArn)
 	}
 	region := topicRegion(m.TopicArn)
