@@ -5,6 +5,7 @@ package builtin
 import (
 	"github.com/twicehq/twice/collectors/bullmq"
 	"github.com/twicehq/twice/collectors/celery"
+	"github.com/twicehq/twice/collectors/emailevents"
 	"github.com/twicehq/twice/collectors/file"
 	"github.com/twicehq/twice/collectors/ingest"
 	"github.com/twicehq/twice/collectors/kafka"
@@ -23,5 +24,9 @@ func Registry() *sources.Registry {
 		celery.Factory{},
 		postgres.Factory{},
 		ingest.Factory{},
+		emailevents.Factory{Provider: emailevents.SendGrid},
+		emailevents.Factory{Provider: emailevents.Postmark},
+		emailevents.Factory{Provider: emailevents.SES},
+		emailevents.Factory{Provider: emailevents.Mailgun},
 	)
 }
