@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"slices"
 	"sort"
 	"strconv"
@@ -23,6 +22,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/twicehq/twice/internal/servicetest"
+	"github.com/twicehq/twice/internal/watchtest"
 )
 
 // TestRealSidekiq runs a Sidekiq 6 app with known faults (testdata/app)
@@ -259,7 +259,7 @@ func newHarness(t *testing.T, ruby, sidekiqBin, redisURL string) *harness {
 	if err := os.WriteFile(h.effects, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	h.twice = buildTwice(t)
+	h.twice = watchtest.Build(t)
 	t.Cleanup(func() {
 		h.mu.Lock()
 		defer h.mu.Unlock()
@@ -277,33 +277,8 @@ func newHarness(t *testing.T, ruby, sidekiqBin, redisURL string) *harness {
 	return h
 }
 
-var twiceBin struct {
-	once sync.Once
-	path string
-	err  error
-}
-
-// buildTwice builds cmd/twice once per test binary.
-func buildTwice(t *testing.T) string {
-	t.Helper()
-	twiceBin.once.Do(func() {
-		dir, err := os.MkdirTemp("", "twice-sidekiq-test")
-		if err != nil {
-			twiceBin.err = err
-			return
-		}
-		twiceBin.path = filepath.Join(dir, "twice")
-		cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", twiceBin.path, "./cmd/twice")
-		cmd.Dir = repoRoot(t)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			twiceBin.err = fmt.Errorf("go build ./cmd/twice: %v\n%s", err, out)
-		}
-	})
-	if twiceBin.err != nil {
-		t.Fatal(twiceBin.err)
-	}
-	return twiceBin.path
-}
+// TestMain removes the twice binary the tests built (watchtest.Build).
+func TestMain(m *testing.M) { os.Exit(watchtest.Main(m)) }
 
 func (h *harness) env() []string {
 	return append(os.Environ(), "REDIS_URL="+h.redisURL, "TWICE_EFFECTS="+h.effects, "RUBYOPT=-W0")
