@@ -89,6 +89,8 @@ type reader struct {
 	conv converter
 	env  Env
 	row  map[string]any
+	// queries counts the queries sent, the probe of connect included.
+	queries int64
 }
 
 // newReader compiles cfg (which must be valid); it does no I/O.
@@ -138,6 +140,7 @@ func (r *reader) connect(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("connecting to postgres: %w", err)
 	}
+	r.queries++
 	rows, err := pool.Query(ctx, "SELECT * FROM "+r.from+" LIMIT 0", textFormat)
 	if err == nil {
 		rows.Close()
@@ -236,6 +239,7 @@ func (r *reader) read(ctx context.Context, q interface {
 	Query(context.Context, string, ...any) (pgx.Rows, error)
 }, pos *position, b bounds) (out []rowResult, full bool, err error) {
 	sql, args := r.query(pos, b)
+	r.queries++
 	rows, err := q.Query(ctx, sql, append([]any{textFormat}, args...)...)
 	if err != nil {
 		return nil, false, r.queryError(err)
