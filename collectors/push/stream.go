@@ -196,6 +196,24 @@ func (s *Stream) Submit(ctx context.Context, recs []sources.Record) error {
 	}
 }
 
+// Check returns the error a Submit of n records would fail with at once
+// (ErrClosed, ErrTooLarge, ErrFull), nil when they would be taken now. A
+// tap that must act before it submits (a relay that forwards first)
+// checks so that it does not act on what it then could not record.
+func (s *Stream) Check(n int) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.closed || !s.started:
+		return ErrClosed
+	case int64(n) > s.max:
+		return ErrTooLarge
+	case s.next-s.committed+int64(n) > s.max:
+		return ErrFull
+	}
+	return nil
+}
+
 // Poll returns the records submitted since the last Poll, waiting up to
 // wait for the first.
 func (s *Stream) Poll(ctx context.Context, wait time.Duration) ([]sources.Record, error) {

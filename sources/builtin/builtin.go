@@ -11,6 +11,7 @@ import (
 	"github.com/twicehq/twice/collectors/kafka"
 	"github.com/twicehq/twice/collectors/postgres"
 	"github.com/twicehq/twice/collectors/sidekiq"
+	"github.com/twicehq/twice/collectors/smtp"
 	"github.com/twicehq/twice/sources"
 )
 
@@ -24,6 +25,7 @@ func Registry() *sources.Registry {
 		celery.Factory{},
 		postgres.Factory{},
 		ingest.Factory{},
+		smtp.Factory{},
 		emailevents.Factory{Provider: emailevents.SendGrid},
 		emailevents.Factory{Provider: emailevents.Postmark},
 		emailevents.Factory{Provider: emailevents.SES},
