@@ -59,8 +59,9 @@ func newAuditCmd(e env) *cobra.Command {
 		Short: "Audit captured events and print a report",
 		Long: `audit reads normalized events (JSON Lines; '-' is stdin, '.gz' is read as
 gzip) from the files given, from the sources of twice.yaml named on the
-command line (a kafka source is read from its start, or --since, to its
-current end), or from all of them when nothing is named; runs every enabled
+command line (a source that keeps history — a Kafka topic, a queue's
+Redis stream or table — is read from its start, or --since, to what it
+holds now), or from all of them when nothing is named; runs every enabled
 detector and prints a report. --to also stores what it reads in ClickHouse;
 --from audits what ClickHouse holds, with the detectors as SQL there.
 
@@ -101,7 +102,7 @@ configuration error, 3 input could not be read, 4 warnings under
 	fl.StringVar(&f.lateness, "lateness", "", "allowed lateness of events (overrides engine.lateness)")
 	fl.StringVar(&f.horizon, "horizon", "", "how long state is kept after its last event (overrides engine.horizon)")
 	fl.IntVar(&f.reorderBuffer, "reorder-buffer", 0, "most events held for reordering (overrides engine.reorder_buffer)")
-	fl.StringVar(&f.since, "since", "", "read kafka sources from this time (RFC 3339); with --from, audit events at or after it")
+	fl.StringVar(&f.since, "since", "", "read sources that keep history (kafka, queues, tables) from this time (RFC 3339); with --from, audit events at or after it")
 	fl.StringVar(&f.until, "until", "", "with --from: audit events before this time (RFC 3339)")
 	fl.StringVar(&f.from, "from", "", "audit the events stored in ClickHouse (clickhouse://host:9000/db or http://host:8123/db) with SQL, where they live")
 	fl.StringVar(&f.to, "to", "", "also store the events read in ClickHouse (DSN as for --from); tables are created as needed")
@@ -146,7 +147,7 @@ func runAudit(cmd *cobra.Command, e env, f auditFlags, args []string) error {
 		return usageErr("no input: name files (or - for stdin), or sources in twice.yaml")
 	}
 	if !since.IsZero() && len(in.paths) > 0 {
-		return usageErr("--since applies to kafka sources and --from; files are read whole")
+		return usageErr("--since applies to sources that keep history and to --from; files are read whole")
 	}
 	stdinUses := 0
 	var cols []collectors.Collector
