@@ -202,7 +202,7 @@ func argString(raw json.RawMessage) (string, bool) {
 // unixTime reads a JSON number of Unix seconds, possibly with a fraction.
 func unixTime(n json.Number) (time.Time, bool) {
 	f, err := n.Float64()
-	if err != nil || f <= 0 {
+	if err != nil || f <= 0 || f >= 1e11 { // 1e11 s is the year 5138
 		return time.Time{}, false
 	}
 	sec := int64(f)
