@@ -10,8 +10,10 @@ import (
 	"github.com/twicehq/twice/collectors/ingest"
 	"github.com/twicehq/twice/collectors/kafka"
 	"github.com/twicehq/twice/collectors/postgres"
+	"github.com/twicehq/twice/collectors/river"
 	"github.com/twicehq/twice/collectors/sidekiq"
 	"github.com/twicehq/twice/collectors/smtp"
+	"github.com/twicehq/twice/collectors/webhook"
 	"github.com/twicehq/twice/sources"
 )
 
@@ -24,8 +26,10 @@ func Registry() *sources.Registry {
 		bullmq.Factory{},
 		celery.Factory{},
 		postgres.Factory{},
+		river.Factory{},
 		ingest.Factory{},
 		smtp.Factory{},
+		webhook.Factory{},
 		emailevents.Factory{Provider: emailevents.SendGrid},
 		emailevents.Factory{Provider: emailevents.Postmark},
 		emailevents.Factory{Provider: emailevents.SES},
