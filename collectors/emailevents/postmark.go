@@ -107,9 +107,25 @@ func parsePostmark(body []byte) (observation, string) {
 		return observation{}, "postmark: body is not a webhook record: " + err.Error()
 	}
 	if r.RecordType == "" {
-		return observation{}, "postmark: no RecordType"
+		// Postmark's webhooks before RecordType (still what its bounce
+		// and delivery examples show): one kind of record per URL.
+		switch {
+		case r.DeliveredAt != "":
+			r.RecordType = "Delivery"
+		case r.BouncedAt != "" && r.Type == "SpamComplaint":
+			r.RecordType = "SpamComplaint"
+		case r.BouncedAt != "":
+			r.RecordType = "Bounce"
+		default:
+			return observation{}, "postmark: no RecordType"
+		}
 	}
 	if r.MessageID == "" {
+		if r.RecordType == "SubscriptionChange" {
+			// A suppression made by hand (Origin Customer or Admin) is
+			// about an address, not a message.
+			return observation{id: "postmark:SubscriptionChange::" + r.ChangedAt, raw: r.RecordType}, ""
+		}
 		return observation{}, fmt.Sprintf("postmark: %s record without MessageID", r.RecordType)
 	}
 	o := observation{raw: r.RecordType, messageID: r.MessageID}

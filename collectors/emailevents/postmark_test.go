@@ -114,6 +114,20 @@ func TestPostmarkMapsTheDocumentedRecords(t *testing.T) {
 	if res := receive(t, r, auth, resub); len(res.Events) != 0 || res.Ignored != 1 {
 		t.Errorf("a resubscription: %+v, want ignored", res)
 	}
+	// A suppression made by hand names no message: nothing to record.
+	manual := strings.Replace(strings.Replace(postmarkSubscriptionChange, `"MessageID": "883953f4-6105-42a2-a16a-77a8eac79483"`, `"MessageID": null`, 1), `"Origin": "Recipient"`, `"Origin": "Customer"`, 1)
+	if res := receive(t, r, auth, manual); len(res.Events) != 0 || res.Ignored != 1 || len(res.Malformed) != 0 {
+		t.Errorf("a manual suppression: %+v, want ignored", res)
+	}
+	// The record formats before RecordType: known by their fields.
+	for body, want := range map[string]string{
+		strings.Replace(postmarkDelivery, `"RecordType": "Delivery",`, "", 1): "email.delivered",
+		strings.Replace(postmarkBounce, `"RecordType": "Bounce",`, "", 1):     "email.bounced",
+	} {
+		if got := effects(t, receive(t, r, auth, body)); len(got) != 1 || got[0].Effect != want {
+			t.Errorf("a record without RecordType: %+v, want %s", got, want)
+		}
+	}
 	// Postmark retrying the same record gives the same id.
 	again := effects(t, receive(t, r, auth, postmarkDelivery))
 	if again[0].ID != d[0].ID {
