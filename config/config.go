@@ -105,6 +105,10 @@ type KafkaSource struct {
 	// DeadLetter is a file that messages which do not map are appended to,
 	// as JSON lines; "" for none.
 	DeadLetter string
+	// TLS, when set, makes connections to the brokers use TLS.
+	TLS *KafkaTLS
+	// SASL, when set, authenticates connections with SASL.
+	SASL *KafkaSASL
 }
 
 // The formats of a kafka source.
@@ -177,6 +181,10 @@ type Sink struct {
 	// Brokers and Topic are where a kafka sink produces.
 	Brokers []string
 	Topic   string
+	// TLS and SASL secure a kafka sink's connections, as a kafka
+	// source's.
+	TLS  *KafkaTLS
+	SASL *KafkaSASL
 	// Line is where the sink is written in the file, 0 when built in code.
 	Line int
 }
@@ -541,6 +549,8 @@ func (k *KafkaSource) validate() []*Error {
 	default:
 		add("start", "%s", badStart(strconv.Quote(k.Start)))
 	}
+	errs = append(errs, k.TLS.validate("tls")...)
+	errs = append(errs, k.SASL.validate("sasl")...)
 	return errs
 }
 
@@ -589,6 +599,9 @@ func (w *Watch) validate() []*Error {
 			}
 			if msg := checkTopic(s.Topic, nil); msg != "" {
 				add(path+".topic", "%s", msg)
+			}
+			for _, e := range append(s.TLS.validate(path+".tls"), s.SASL.validate(path+".sasl")...) {
+				add(e.Path, "%s", e.Msg)
 			}
 		default:
 			add(path+".type", "%s", unknownSinkType(s.Type))

@@ -27,7 +27,7 @@ import (
 var (
 	rootKeys        = []string{"sources", "expect", "detectors", "redact", "engine", "watch"}
 	sourceKeys      = []string{"name", "type", "path", "paths"}
-	kafkaSourceKeys = []string{"name", "type", "brokers", "topics", "group", "format", "map", "start", "dead_letter"}
+	kafkaSourceKeys = []string{"name", "type", "brokers", "topics", "group", "format", "map", "start", "dead_letter", "tls", "sasl"}
 	ruleKeys        = []string{"job_type", "effect", "effect_key", "within", "count"}
 	engineKeys      = []string{"lateness", "reorder_buffer", "horizon"}
 	watchKeys       = []string{"state_dir", "listen", "checkpoint_interval", "snapshot_interval", "idle_timeout", "idle_advance", "findings", "store", "limits", "dead_letter_max_bytes"}
@@ -35,8 +35,10 @@ var (
 	sinkKeys        = map[string][]string{
 		SinkStdout: {"type"},
 		SinkFile:   {"type", "path"},
-		SinkKafka:  {"type", "brokers", "topic"},
+		SinkKafka:  {"type", "brokers", "topic", "tls", "sasl"},
 	}
+	// sinkRequired are the keys each sink type needs.
+	sinkRequired = map[string][]string{SinkFile: {"path"}, SinkKafka: {"brokers", "topic"}}
 )
 
 const (
@@ -743,6 +745,10 @@ func (p *parser) kafkaSource(item *yaml.Node, es []entry, path string, s Source)
 		case "dead_letter":
 			k.DeadLetter, good = p.name(e.val, epath)
 			k.DeadLetter = p.rel(k.DeadLetter)
+		case "tls":
+			k.TLS, good = p.kafkaTLS(e.val, epath)
+		case "sasl":
+			k.SASL, good = p.kafkaSASL(e.val, epath)
 		}
 		ok = ok && good
 	}
@@ -968,9 +974,13 @@ func (p *parser) sinks(n *yaml.Node, path string) []Sink {
 					s.Topic = v
 					p.check(resolve(e.val), epath, checkTopic(v, nil))
 				}
+			case "tls":
+				s.TLS, _ = p.kafkaTLS(e.val, epath)
+			case "sasl":
+				s.SASL, _ = p.kafkaSASL(e.val, epath)
 			}
 		}
-		for _, key := range sinkKeys[s.Type][1:] {
+		for _, key := range sinkRequired[s.Type] {
 			if !have[key] {
 				p.errorf(item, ipath, "missing %s (a %s sink needs it)", key, s.Type)
 			}
