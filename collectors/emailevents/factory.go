@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/twicehq/twice/collectors/push"
 	"github.com/twicehq/twice/config"
@@ -65,7 +66,10 @@ func NewStream(name string, cfg Config, opts Options) (*Stream, error) {
 	if err != nil {
 		return nil, err
 	}
-	srv := &server{rcv: rcv, cfg: cfg, logf: opts.Logf}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	srv := &server{rcv: rcv, cfg: cfg, logf: opts.Logf, now: opts.Now}
 	s := &Stream{rcv: rcv, srv: srv, logf: opts.Logf}
 	s.Stream = push.NewStream(name, srv, push.Options{Lane: cfg.Provider, MaxPending: cfg.MaxPending, Logf: opts.Logf})
 	return s, nil
@@ -83,6 +87,7 @@ type server struct {
 	rcv  *Receiver
 	cfg  Config
 	logf func(string, ...any)
+	now  func() time.Time
 
 	mu   sync.Mutex
 	http *push.HTTPReceiver
@@ -96,7 +101,7 @@ func (v *server) Start(ctx context.Context, s *push.Stream) error {
 		v.logf("source %s: no %s configured: requests are NOT verified (allowed on loopback only, for tests)", s.Name(), credentialKey(v.cfg.Provider))
 	}
 	h := push.NewHTTPReceiver(v.cfg.Listen, func(s *push.Stream) http.Handler {
-		return &handler{s: s, rcv: v.rcv, maxBody: v.cfg.maxBody(), logf: v.logf}
+		return &handler{s: s, rcv: v.rcv, maxBody: v.cfg.maxBody(), logf: v.logf, now: v.now, logged: map[string]time.Time{}}
 	})
 	if err := h.Start(ctx, s); err != nil {
 		return err
@@ -133,6 +138,34 @@ type handler struct {
 	rcv     *Receiver
 	maxBody int64
 	logf    func(string, ...any)
+	now     func() time.Time
+
+	mu     sync.Mutex
+	logged map[string]time.Time // when a refusal of each kind was last logged
+}
+
+// refusalLogEvery is how often a kind of refusal is logged; all are
+// counted.
+const refusalLogEvery = time.Minute
+
+// logRefusal logs a refused request, at most once a minute per kind, so
+// that a wrong key shows in the log without a flood. The reason never
+// holds a secret nor a recipient.
+func (h *handler) logRefusal(re *RejectError) {
+	now := h.now()
+	h.mu.Lock()
+	last, seen := h.logged[re.Kind]
+	if seen && now.Sub(last) < refusalLogEvery {
+		h.mu.Unlock()
+		return
+	}
+	h.logged[re.Kind] = now
+	h.mu.Unlock()
+	reason := re.Reason
+	if len(reason) > 300 {
+		reason = reason[:300] + "…"
+	}
+	h.logf("source %s: refused a request (%d %s): %s; refusals are counted in twice_push_requests_total, logged once a minute", h.s.Name(), re.Status, re.Kind, reason)
 }
 
 // countOf is the word a refusal is counted under in
@@ -174,6 +207,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				c = "invalid"
 			}
 			h.s.Count(c)
+			h.logRefusal(re)
 			http.Error(w, re.Reason, re.Status)
 			return
 		}

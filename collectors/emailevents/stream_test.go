@@ -108,7 +108,14 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 func TestStreamServesSendGrid(t *testing.T) {
 	k := newSendGridKey(t)
-	s := startStream(t, Config{Provider: SendGrid, VerificationKey: push.Secret{Value: k.public}, MaxBodyBytes: 4096}, Options{})
+	var logMu sync.Mutex
+	var logged []string
+	logf := func(format string, args ...any) {
+		logMu.Lock()
+		logged = append(logged, fmt.Sprintf(format, args...))
+		logMu.Unlock()
+	}
+	s := startStream(t, Config{Provider: SendGrid, VerificationKey: push.Secret{Value: k.public}, MaxBodyBytes: 4096}, Options{Logf: logf})
 	sc := runSidecar(t, s, true)
 
 	code, answer := post(t, s, k.sign(t, "1764756010", sendgridBatch), sendgridBatch)
@@ -124,8 +131,22 @@ func TestStreamServesSendGrid(t *testing.T) {
 	if code, _ := post(t, s, k.sign(t, "1764756010", sendgridBatch), bad); code != http.StatusForbidden {
 		t.Errorf("a tampered batch: %d", code)
 	}
+	if code, _ := post(t, s, k.sign(t, "1764756011", sendgridBatch), bad); code != http.StatusForbidden {
+		t.Errorf("a tampered batch again: %d", code)
+	}
 	if code, _ := post(t, s, nil, sendgridBatch); code != http.StatusUnauthorized {
 		t.Errorf("an unsigned batch: %d", code)
+	}
+	logMu.Lock()
+	var refusals []string
+	for _, l := range logged {
+		if strings.Contains(l, "refused a request") {
+			refusals = append(refusals, l)
+		}
+	}
+	logMu.Unlock()
+	if len(refusals) != 2 || !strings.Contains(refusals[0], "(403 signature): bad signature") || !strings.Contains(refusals[1], "(401 auth)") {
+		t.Errorf("refusals logged: %q, want one per kind within a minute", refusals)
 	}
 	big := "[" + strings.Repeat(" ", 5000) + "]"
 	if code, _ := post(t, s, k.sign(t, "1", big), big); code != http.StatusRequestEntityTooLarge {
@@ -148,7 +169,7 @@ func TestStreamServesSendGrid(t *testing.T) {
 		t.Errorf("records after refusals: %+v", recs)
 	}
 	st := s.Stats()
-	want := map[string]int64{"accepted": 2, "bad_signature": 1, "unauthorized": 1, "too_large": 1, "invalid": 1}
+	want := map[string]int64{"accepted": 2, "bad_signature": 2, "unauthorized": 1, "too_large": 1, "invalid": 1}
 	for k, v := range want {
 		if st.Requests[k] != v {
 			t.Errorf("requests %v, want %v", st.Requests, want)
