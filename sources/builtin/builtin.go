@@ -10,6 +10,7 @@ import (
 	"github.com/twicehq/twice/collectors/ingest"
 	"github.com/twicehq/twice/collectors/kafka"
 	"github.com/twicehq/twice/collectors/postgres"
+	"github.com/twicehq/twice/collectors/river"
 	"github.com/twicehq/twice/collectors/sidekiq"
 	"github.com/twicehq/twice/collectors/smtp"
 	"github.com/twicehq/twice/collectors/webhook"
@@ -25,6 +26,7 @@ func Registry() *sources.Registry {
 		bullmq.Factory{},
 		celery.Factory{},
 		postgres.Factory{},
+		river.Factory{},
 		ingest.Factory{},
 		smtp.Factory{},
 		webhook.Factory{},
