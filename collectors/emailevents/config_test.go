@@ -93,6 +93,10 @@ func TestConfigErrors(t *testing.T) {
 			}
 		})
 	}
+	// A secret is never in an error.
+	if err := load("sources: [{name: s, type: sendgrid, listen: '127.0.0.1:1', verification_key: c2VjcmV0LWtleS12YWx1ZQ==}]"); err == nil || strings.Contains(err.Error(), "c2VjcmV0") {
+		t.Errorf("error %v shows the key", err)
+	}
 	// One topic ARN alone is accepted, as is a signing key beyond loopback.
 	c, err := config.ParseWith("twice.yaml", []byte("sources:\n- {name: s, type: ses, listen: ':8027', topic_arn: 'arn:aws:sns:us-east-1:123456789012:t'}\n- {name: m, type: mailgun, listen: ':8028', signing_key: k}\n"), config.Options{Sources: registry()})
 	if err != nil {

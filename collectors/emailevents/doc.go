@@ -25,4 +25,15 @@
 // records have no id, "postmark:RECORDTYPE:MESSAGEID:TIME" with the time
 // as Postmark wrote it. A provider that sends an event again (it got no
 // 2xx) sends the same id: one observation, never a finding.
+//
+// # Stream: lane, positions, acknowledgement
+//
+// In twice watch a source is a collectors/push Stream served by an HTTP
+// handler on `listen`. Its one lane is named after the provider
+// ("sendgrid"); positions are push's record sequence. Commit is the
+// answer: a request is answered 200 only once the checkpoint covers its
+// events, and a provider that got no 2xx posts again. The stream is not
+// replayable: what a provider gave up posting while twice was down is
+// lost to it (docs/sources/email-providers.md says for how long each
+// provider retries).
 package emailevents
