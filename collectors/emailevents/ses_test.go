@@ -15,6 +15,7 @@ import (
 	"errors"
 	"math/big"
 	"net/http"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -100,11 +101,12 @@ func (s *snsSigner) message(t testing.TB, m snsMessage, version string) string {
 	m.SignatureVersion = version
 	var sig []byte
 	var err error
+	text := awsStringToSign(m)
 	if version == "1" {
-		sum := sha1.Sum([]byte(m.stringToSign()))
+		sum := sha1.Sum([]byte(text))
 		sig, err = rsa.SignPKCS1v15(rand.Reader, s.key, crypto.SHA1, sum[:])
 	} else {
-		sum := sha256.Sum256([]byte(m.stringToSign()))
+		sum := sha256.Sum256([]byte(text))
 		sig, err = rsa.SignPKCS1v15(rand.Reader, s.key, crypto.SHA256, sum[:])
 	}
 	if err != nil {
@@ -130,6 +132,54 @@ func (s *snsSigner) message(t testing.TB, m snsMessage, version string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// awsStringToSign is the text SNS signs, written from the SNS developer
+// guide apart from the code under test: name and value lines, in byte
+// order of the names, of the fields the message type lists.
+func awsStringToSign(m snsMessage) string {
+	fields := map[string]string{"Message": m.Message, "MessageId": m.MessageID, "Timestamp": m.Timestamp, "TopicArn": m.TopicArn, "Type": m.Type}
+	if m.Type == snsNotification {
+		if m.Subject != nil {
+			fields["Subject"] = *m.Subject
+		}
+	} else {
+		fields["SubscribeURL"], fields["Token"] = m.SubscribeURL, m.Token
+	}
+	names := make([]string, 0, len(fields))
+	for k := range fields {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	for _, k := range names {
+		b.WriteString(k + "\n" + fields[k] + "\n")
+	}
+	return b.String()
+}
+
+func TestSNSStringToSignIsTheDocumentedOne(t *testing.T) {
+	// The examples of the SNS developer guide ("Verifying the signatures
+	// of Amazon SNS messages").
+	subj := "My subject"
+	n := snsMessage{Type: snsNotification, Message: "My Test Message", MessageID: "4d4dc071-ddbf-465d-bba8-08f81c89da64",
+		Subject: &subj, Timestamp: "2019-01-31T04:37:04.321Z", TopicArn: "arn:aws:sns:us-east-2:123456789012:s4-MySNSTopic-1G1WEFCOXTC0P"}
+	want := "Message\nMy Test Message\nMessageId\n4d4dc071-ddbf-465d-bba8-08f81c89da64\nSubject\nMy subject\nTimestamp\n2019-01-31T04:37:04.321Z\nTopicArn\narn:aws:sns:us-east-2:123456789012:s4-MySNSTopic-1G1WEFCOXTC0P\nType\nNotification\n"
+	if got := n.stringToSign(); got != want || awsStringToSign(n) != want {
+		t.Errorf("notification:\n%q\nwant\n%q", got, want)
+	}
+	n.Subject = nil
+	if got := n.stringToSign(); strings.Contains(got, "Subject") || got != awsStringToSign(n) {
+		t.Errorf("without a subject: %q", got)
+	}
+	c := snsMessage{Type: snsSubscribe, Message: "My Test Message", MessageID: "3d891288-136d-417f-bc05-901c108273ee",
+		SubscribeURL: "https://sns.us-east-2.amazonaws.com/?Action=ConfirmSubscription&TopicArn=arn:aws:sns:us-east-2:123456789012:s4-MySNSTopic-1G1WEFCOXTC0P&Token=233...",
+		Timestamp:    "2019-01-31T19:25:13.719Z", Token: "233...", TopicArn: "arn:aws:sns:us-east-2:123456789012:s4-MySNSTopic-1G1WEFCOXTC0P"}
+	want = "Message\nMy Test Message\nMessageId\n3d891288-136d-417f-bc05-901c108273ee\nSubscribeURL\n" + c.SubscribeURL +
+		"\nTimestamp\n2019-01-31T19:25:13.719Z\nToken\n233...\nTopicArn\narn:aws:sns:us-east-2:123456789012:s4-MySNSTopic-1G1WEFCOXTC0P\nType\nSubscriptionConfirmation\n"
+	if got := c.stringToSign(); got != want || awsStringToSign(c) != want {
+		t.Errorf("confirmation:\n%q\nwant\n%q", got, want)
+	}
 }
 
 // SES events as SES documents them for event publishing
