@@ -15,6 +15,7 @@ import (
 
 	"github.com/twicehq/twice/audit"
 	"github.com/twicehq/twice/config"
+	"github.com/twicehq/twice/internal/kafkasec"
 	"github.com/twicehq/twice/sidecar"
 	"github.com/twicehq/twice/sidecar/kafkasink"
 	"github.com/twicehq/twice/sources"
@@ -111,7 +112,11 @@ func runWatch(ctx context.Context, e env, f watchFlags) error {
 		case config.SinkFile:
 			sinks = append(sinks, sidecar.NewFileSink(s.Path))
 		case config.SinkKafka:
-			sinks = append(sinks, kafkasink.New(s.Brokers, s.Topic))
+			sec, err := kafkasec.Load(s.TLS, s.SASL)
+			if err != nil {
+				return usageErr("%s: watch.findings (kafka topic %s): %v", f.config, s.Topic, err)
+			}
+			sinks = append(sinks, kafkasink.NewWith(s.Brokers, s.Topic, kafkasink.Options{Security: sec}))
 		}
 	}
 	opts := audit.EngineOptions(cfg)

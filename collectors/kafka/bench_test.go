@@ -40,7 +40,7 @@ func benchEvent(i int) kafkaprod.Message {
 func benchTopicReady(b *testing.B, brokers []string) map[TopicPartition]int64 {
 	b.Helper()
 	ctx := context.Background()
-	client := newClient(brokers)
+	client := newClient(brokers, nil)
 	tps := make([]TopicPartition, benchPartitions)
 	for p := range tps {
 		tps[p] = TopicPartition{benchTopic, p}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/twicehq/twice/config"
 	"github.com/twicehq/twice/internal/backoff"
+	"github.com/twicehq/twice/internal/kafkasec"
 	"github.com/twicehq/twice/twicetype"
 )
 
@@ -46,6 +47,9 @@ type ConsumerOptions struct {
 	// backoff (and jitter) and Health reports it until a fetch succeeds.
 	// It is called from the partitions' goroutines.
 	OnError func(tp TopicPartition, err error)
+	// Security is the source's TLS and SASL, from kafkasec.Load; when nil
+	// Start loads the source's own.
+	Security *kafkasec.Security
 }
 
 // Consumer reads every partition of a kafka source for `twice watch`.
@@ -121,14 +125,21 @@ func (c *Consumer) Start(ctx context.Context, resume map[TopicPartition]int64) e
 		return nil
 	}
 	k := c.src.Kafka
-	c.client = newClient(k.Brokers)
-	tps, err := Partitions(ctx, k.Brokers, k.Topics)
+	if c.opts.Security == nil && (k.TLS != nil || k.SASL != nil) {
+		sec, err := kafkasec.Load(k.TLS, k.SASL)
+		if err != nil {
+			return fmt.Errorf("%s: %w", c.src.Name, err)
+		}
+		c.opts.Security = sec
+	}
+	c.client = newClient(k.Brokers, c.opts.Security)
+	tps, err := Partitions(ctx, k.Brokers, k.Topics, c.opts.Security)
 	if err != nil {
 		return fmt.Errorf("%s: %w", c.src.Name, err)
 	}
 	starts, err := c.startOffsets(ctx, tps, resume)
 	if err != nil {
-		return fmt.Errorf("%s: %w", c.src.Name, err)
+		return fmt.Errorf("%s: %w", c.src.Name, c.opts.Security.Explain(err))
 	}
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	c.cancel = cancel
@@ -141,7 +152,7 @@ func (c *Consumer) Start(ctx context.Context, resume map[TopicPartition]int64) e
 			cancel()
 			return err
 		}
-		r := NewPartitionReader(k.Brokers, tp, starts[tp], ReaderOptions{FetchBytes: c.opts.FetchBytes})
+		r := NewPartitionReader(k.Brokers, tp, starts[tp], ReaderOptions{FetchBytes: c.opts.FetchBytes, Security: c.opts.Security})
 		c.wg.Add(1)
 		go c.run(rctx, r, m)
 	}
@@ -395,7 +406,7 @@ func (c *Consumer) Commit(ctx context.Context, offsets map[TopicPartition]int64)
 	client := c.client
 	c.mu.Unlock()
 	if client == nil {
-		client = newClient(c.src.Kafka.Brokers)
+		client = newClient(c.src.Kafka.Brokers, c.opts.Security)
 	}
 	return OffsetCommit(ctx, client, c.src.Kafka.Group, offsets)
 }
@@ -471,6 +482,7 @@ func (c *Consumer) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+	c.opts.Security.Close()
 	if c.dl != nil {
 		return c.dl.Close()
 	}

@@ -2,9 +2,11 @@ package kafka
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/twicehq/twice/collectors"
 	"github.com/twicehq/twice/config"
+	"github.com/twicehq/twice/internal/kafkasec"
 	"github.com/twicehq/twice/sources"
 )
 
@@ -25,7 +27,14 @@ func (Factory) DecodeConfig(m *config.SourceMapping) config.SourceSettings {
 
 // NewStream returns a Stream over a Consumer of src.
 func (Factory) NewStream(src config.Source, opts sources.StreamOptions) (sources.Stream, error) {
+	// The certificates and the password are read here, so that a path
+	// or a variable that is wrong stops the watch at its start.
+	sec, err := kafkasec.Load(src.Kafka.TLS, src.Kafka.SASL)
+	if err != nil {
+		return nil, fmt.Errorf("source %s: %w", src.Name, err)
+	}
 	c, err := NewConsumer(src, ConsumerOptions{
+		Security:           sec,
 		DeadLetterMaxBytes: opts.DeadLetterMaxBytes,
 		OnError: func(tp TopicPartition, err error) {
 			opts.Logf("source %s %s: %v (retrying)", src.Name, tp, err)
@@ -41,10 +50,14 @@ func (Factory) NewStream(src config.Source, opts sources.StreamOptions) (sources
 // each reading from opts.Since (or the start) to the partition's end as
 // of its Start.
 func (Factory) NewCollectors(ctx context.Context, src config.Source, opts sources.CollectOptions) ([]collectors.Collector, error) {
-	tps, err := Partitions(ctx, src.Kafka.Brokers, src.Kafka.Topics)
+	sec, err := kafkasec.Load(src.Kafka.TLS, src.Kafka.SASL)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("source %s: %w", src.Name, err)
 	}
-	cols, _, err := NewRangeCollectors(src, tps, RangeOptions{From: opts.Since, DeadLetterMaxBytes: opts.DeadLetterMaxBytes})
+	tps, err := Partitions(ctx, src.Kafka.Brokers, src.Kafka.Topics, sec)
+	if err != nil {
+		return nil, fmt.Errorf("source %s: %w", src.Name, err)
+	}
+	cols, _, err := NewRangeCollectors(src, tps, RangeOptions{From: opts.Since, DeadLetterMaxBytes: opts.DeadLetterMaxBytes, Security: sec})
 	return cols, err
 }

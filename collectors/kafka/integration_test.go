@@ -92,7 +92,7 @@ func TestRangeCollectorsMatchFile(t *testing.T) {
 			produce(t, brokers, topic, msgs)
 
 			src := kafkaSource(brokers, topic, kafkaGroup(t))
-			tps, err := Partitions(context.Background(), brokers, []string{topic})
+			tps, err := Partitions(context.Background(), brokers, []string{topic}, nil)
 			if err != nil || len(tps) != 3 {
 				t.Fatalf("Partitions = %v, %v", tps, err)
 			}
@@ -210,7 +210,7 @@ func TestConsumerResumeAndCommit(t *testing.T) {
 	if err := c.Commit(ctx, next); err != nil {
 		t.Fatal(err)
 	}
-	got, err := OffsetFetch(ctx, newClient(brokers), group, c.Partitions())
+	got, err := OffsetFetch(ctx, newClient(brokers, nil), group, c.Partitions())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -239,7 +239,7 @@ func TestConsumerResumeAndCommit(t *testing.T) {
 	}
 	tp1 := TopicPartition{topic, 1}
 	back[tp1] = next[tp1] - 1
-	if err := OffsetCommit(ctx, newClient(brokers), group, back); err != nil {
+	if err := OffsetCommit(ctx, newClient(brokers, nil), group, back); err != nil {
 		t.Fatal(err)
 	}
 	c2, _ := NewConsumer(src, ConsumerOptions{})
@@ -326,7 +326,7 @@ func TestConsumerStartTime(t *testing.T) {
 	}
 
 	// Audit from a time, to the end as of Start.
-	tps, _ := Partitions(ctx, brokers, []string{topic})
+	tps, _ := Partitions(ctx, brokers, []string{topic}, nil)
 	cols, _, err := NewRangeCollectors(src, tps, RangeOptions{From: base.Add(8 * time.Minute)})
 	if err != nil {
 		t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/twicehq/twice/collectors"
 	"github.com/twicehq/twice/config"
+	"github.com/twicehq/twice/internal/kafkasec"
 	"github.com/twicehq/twice/twicetype"
 )
 
@@ -27,6 +28,9 @@ type RangeOptions struct {
 	FetchMax int
 	// FetchBytes is the most bytes of one fetch request.
 	FetchBytes int
+	// Security is the source's TLS and SASL (kafkasec.Load); nil for
+	// neither.
+	Security *kafkasec.Security
 }
 
 // rangeWait is how long one fetch waits for data the partition should have.
@@ -98,21 +102,21 @@ func (c *rangeCollector) Start(ctx context.Context) error {
 	if c.r != nil {
 		return nil
 	}
-	client := newClient(c.src.Kafka.Brokers)
+	client := newClient(c.src.Kafka.Brokers, c.opts.Security)
 	at := int64(kafkago.FirstOffset)
 	if !c.opts.From.IsZero() {
 		at = c.opts.From.UnixMilli()
 	}
 	starts, err := listOffsets(ctx, client, []TopicPartition{c.tp}, at)
 	if err != nil {
-		return err
+		return c.opts.Security.Explain(err)
 	}
 	ends, err := listOffsets(ctx, client, []TopicPartition{c.tp}, kafkago.LastOffset)
 	if err != nil {
 		return err
 	}
 	c.end = ends[c.tp]
-	c.r = NewPartitionReader(c.src.Kafka.Brokers, c.tp, starts[c.tp], ReaderOptions{FetchBytes: c.opts.FetchBytes})
+	c.r = NewPartitionReader(c.src.Kafka.Brokers, c.tp, starts[c.tp], ReaderOptions{FetchBytes: c.opts.FetchBytes, Security: c.opts.Security})
 	return nil
 }
 

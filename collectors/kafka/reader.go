@@ -8,6 +8,8 @@ import (
 	"time"
 
 	kafkago "github.com/segmentio/kafka-go"
+
+	"github.com/twicehq/twice/internal/kafkasec"
 )
 
 // Defaults of a PartitionReader.
@@ -26,6 +28,8 @@ type ReaderOptions struct {
 	// FetchBytes is the most bytes one fetch request asks for; default
 	// DefaultFetchBytes.
 	FetchBytes int
+	// Security is the source's TLS and SASL; nil for neither.
+	Security *kafkasec.Security
 }
 
 // PartitionReader reads one partition from an offset on, with no
@@ -55,12 +59,13 @@ func NewPartitionReader(brokers []string, tp TopicPartition, offset int64, opts 
 	}
 	return &PartitionReader{
 		brokers: brokers, tp: tp, offset: offset, opts: opts, hwm: -1,
-		client: newClient(brokers),
+		client: newClient(brokers, opts.Security),
 	}
 }
 
-func newClient(brokers []string) *kafkago.Client {
-	return &kafkago.Client{Addr: kafkago.TCP(brokers...), Timeout: requestSlack}
+// newClient returns a client of brokers, with sec's TLS and SASL.
+func newClient(brokers []string, sec *kafkasec.Security) *kafkago.Client {
+	return &kafkago.Client{Addr: kafkago.TCP(brokers...), Timeout: requestSlack, Transport: sec.Transport()}
 }
 
 // TP returns the partition the reader reads.
@@ -189,7 +194,7 @@ func (r *PartitionReader) request(ctx context.Context, wait time.Duration) error
 
 // connect dials the partition's leader and seeks to the offset.
 func (r *PartitionReader) connect(ctx context.Context) error {
-	d := &kafkago.Dialer{Timeout: dialTimeout, ClientID: "twice"}
+	d := r.opts.Security.Dialer(dialTimeout)
 	var errs []error
 	for _, b := range r.brokers {
 		conn, err := d.DialLeader(ctx, "tcp", b, r.tp.Topic, r.tp.Partition)
@@ -205,7 +210,7 @@ func (r *PartitionReader) connect(ctx context.Context) error {
 		r.conn = conn
 		return nil
 	}
-	return fmt.Errorf("%s: connecting to its leader: %w", r.tp, errors.Join(errs...))
+	return fmt.Errorf("%s: connecting to its leader: %w", r.tp, r.opts.Security.Explain(errors.Join(errs...)))
 }
 
 // failed handles a failed request: an offset out of range moves the
@@ -323,12 +328,13 @@ func listOffsets(ctx context.Context, c *kafkago.Client, tps []TopicPartition, a
 }
 
 // Partitions returns every partition of the source's topics, in the order
-// of its topics, then by partition. It fails when a topic does not exist.
-func Partitions(ctx context.Context, brokers, topics []string) ([]TopicPartition, error) {
-	c := newClient(brokers)
+// of its topics, then by partition, connecting with sec's TLS and SASL
+// (nil for neither). It fails when a topic does not exist.
+func Partitions(ctx context.Context, brokers, topics []string, sec *kafkasec.Security) ([]TopicPartition, error) {
+	c := newClient(brokers, sec)
 	meta, err := c.Metadata(ctx, &kafkago.MetadataRequest{Topics: topics})
 	if err != nil {
-		return nil, fmt.Errorf("reading metadata: %w", err)
+		return nil, fmt.Errorf("reading metadata: %w", sec.Explain(err))
 	}
 	var out []TopicPartition
 	for _, name := range topics {

@@ -151,7 +151,7 @@ func (m *secretMechanism) Start(ctx context.Context) (sasl.StateMachine, []byte,
 // Dialer returns a dialer of connections to one broker, with TLS and
 // SASL when s has them.
 func (s *Security) Dialer(timeout time.Duration) *kafkago.Dialer {
-	d := &kafkago.Dialer{Timeout: timeout, ClientID: ClientID, DualStack: true}
+	d := &kafkago.Dialer{Timeout: timeout, ClientID: ClientID}
 	if s != nil {
 		d.TLS, d.SASLMechanism = s.tls, s.mech
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/twicehq/twice/internal/kafkasec"
 	"github.com/twicehq/twice/sidecar"
 )
 
@@ -25,6 +26,7 @@ const seqHeader = "twice-seq"
 type Sink struct {
 	brokers []string
 	topic   string
+	sec     *kafkasec.Security
 
 	mu     sync.Mutex
 	w      *kafka.Writer
@@ -41,6 +43,21 @@ func New(brokers []string, topic string) *Sink {
 	return &Sink{brokers: brokers, topic: topic}
 }
 
+// Options tune NewWith.
+type Options struct {
+	// Security is the sink's TLS and SASL (kafkasec.Load); nil for
+	// neither.
+	Security *kafkasec.Security
+}
+
+// NewWith is New, with options. It does no I/O.
+func NewWith(brokers []string, topic string, o Options) *Sink {
+	return &Sink{brokers: brokers, topic: topic, sec: o.Security}
+}
+
+// dialTimeout bounds connecting to a broker.
+const dialTimeout = 10 * time.Second
+
 // Name implements sidecar.Sink.
 func (s *Sink) Name() string { return "kafka:" + s.topic }
 
@@ -55,10 +72,11 @@ func (s *Sink) Start(ctx context.Context, after uint64) (map[uint64]bool, error)
 	}
 	held, err := s.recover(ctx, after)
 	if err != nil {
-		return nil, fmt.Errorf("kafka topic %s: reading back: %w", s.topic, err)
+		return nil, fmt.Errorf("kafka topic %s: reading back: %w", s.topic, s.sec.Explain(err))
 	}
 	s.w = &kafka.Writer{
 		Addr:         kafka.TCP(s.brokers...),
+		Transport:    s.sec.Transport(),
 		Topic:        s.topic,
 		Balancer:     &kafka.Hash{},
 		RequiredAcks: kafka.RequireAll,
@@ -73,7 +91,7 @@ func (s *Sink) Start(ctx context.Context, after uint64) (map[uint64]bool, error)
 // meets a revision at or before `after`: revisions are written in seq
 // order, so everything later lies after it.
 func (s *Sink) recover(ctx context.Context, after uint64) (map[uint64]bool, error) {
-	conn, err := kafka.DialContext(ctx, "tcp", s.brokers[0])
+	conn, err := s.sec.Dialer(dialTimeout).DialContext(ctx, "tcp", s.brokers[0])
 	if err != nil {
 		return nil, err
 	}
@@ -94,7 +112,7 @@ func (s *Sink) recover(ctx context.Context, after uint64) (map[uint64]bool, erro
 const window = 1000
 
 func (s *Sink) recoverPartition(ctx context.Context, p kafka.Partition, after uint64, held map[uint64]bool) error {
-	conn, err := kafka.DialLeader(ctx, "tcp", fmt.Sprintf("%s:%d", p.Leader.Host, p.Leader.Port), s.topic, p.ID)
+	conn, err := s.sec.Dialer(dialTimeout).DialLeader(ctx, "tcp", fmt.Sprintf("%s:%d", p.Leader.Host, p.Leader.Port), s.topic, p.ID)
 	if err != nil {
 		return err
 	}
@@ -106,7 +124,7 @@ func (s *Sink) recoverPartition(ctx context.Context, p kafka.Partition, after ui
 	for end := last; end > first; end -= window {
 		start := max(first, end-window)
 		r := kafka.NewReader(kafka.ReaderConfig{
-			Brokers: s.brokers, Topic: s.topic, Partition: p.ID,
+			Brokers: s.brokers, Topic: s.topic, Partition: p.ID, Dialer: s.sec.Dialer(dialTimeout),
 			MinBytes: 1, MaxBytes: 16 << 20, MaxWait: 100 * time.Millisecond,
 		})
 		if err := r.SetOffset(start); err != nil {
@@ -198,7 +216,7 @@ func (s *Sink) Publish(ctx context.Context, revs []sidecar.Revision) error {
 			s.topic, len(werr)-werr.Count(), len(werr), err)
 	}
 	if err != nil {
-		return fmt.Errorf("kafka topic %s: %w", s.topic, err)
+		return fmt.Errorf("kafka topic %s: %w", s.topic, s.sec.Explain(err))
 	}
 	return nil
 }
@@ -230,5 +248,7 @@ func (s *Sink) Shutdown(context.Context) error {
 		return nil
 	}
 	s.closed = true
-	return s.w.Close()
+	err := s.w.Close()
+	s.sec.Close()
+	return err
 }
