@@ -54,6 +54,9 @@ type Dialect struct {
 	// Channels are the NOTIFY channels the queue's clients signal inserts
 	// on, given the schema.
 	Channels func(schema string) []string
+	// ErrorAtStart is set when an errors entry's "at" is when its attempt
+	// began (River), not when it failed (Oban).
+	ErrorAtStart bool
 	// TimestampTZ is false when the table's times are timestamp without
 	// time zone, in UTC (Oban).
 	TimestampTZ bool

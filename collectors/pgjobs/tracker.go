@@ -144,7 +144,7 @@ func (t *tracker) observe(now int64, fresh, again []Row, gone []int64) ([]spec, 
 		}
 	}
 	for i := range again {
-		out = append(out, t.judge(&again[i])...)
+		out = append(out, t.judge(&again[i], now)...)
 	}
 	if !t.started && len(fresh) > 0 {
 		// The table's history before its first row is its retention
@@ -161,7 +161,7 @@ func (t *tracker) observe(now int64, fresh, again []Row, gone []int64) ([]spec, 
 		}
 		at := min(r.CreatedAt.UnixNano(), now)
 		t.ahead[r.ID] = at
-		out = append(out, t.judge(r)...)
+		out = append(out, t.judge(r, now)...)
 	}
 	gaps = append(gaps, t.advance(now)...)
 	slices.SortStableFunc(out, func(a, b spec) int {
@@ -201,8 +201,9 @@ func (t *tracker) advance(now int64) []twicetype.Gap {
 }
 
 // judge returns the events row r implies that were not emitted yet, and
-// updates what the tracker keeps of its job.
-func (t *tracker) judge(r *Row) []spec {
+// updates what the tracker keeps of its job; now is the DB's time of the
+// poll.
+func (t *tracker) judge(r *Row, now int64) []spec {
 	js := t.jobs[r.ID]
 	var out []spec
 	fields := t.m.Resolve(payload(r, t.d.Roots))
@@ -253,17 +254,48 @@ func (t *tracker) judge(r *Row) []spec {
 		errs[e.Attempt] = e
 	}
 	ended := r.State == StateDiscarded || r.State == StateCancelled
+	// startOf is when attempt k began, when the row says.
+	startOf := func(k int64) (int64, bool) {
+		if k == r.Attempt && !r.AttemptedAt.IsZero() {
+			return r.AttemptedAt.UnixNano(), true
+		}
+		if e, ok := errs[k]; ok && t.d.ErrorAtStart {
+			return e.At.UnixNano(), true
+		}
+		return 0, false
+	}
+	// failedAt is when attempt k failed: the error's time, or where the
+	// error keeps the attempt's start (River), the next attempt's start,
+	// the row's end, or the retry it was given (no later than now).
+	failedAt := func(k int64, e AttemptError) int64 {
+		if !t.d.ErrorAtStart {
+			return e.At.UnixNano()
+		}
+		at := e.At.UnixNano()
+		switch {
+		case k < r.Attempt:
+			if s, ok := startOf(k + 1); ok {
+				return max(at, s)
+			}
+		case ended && !r.FinalizedAt.IsZero():
+			return max(at, r.FinalizedAt.UnixNano())
+		default:
+			return max(at, min(r.ScheduledAt.UnixNano(), now))
+		}
+		return at
+	}
 	for k := int64(1); k <= r.Attempt; k++ {
 		e, failed := errs[k]
 		if k > js.Started {
-			at := last
-			if k == r.Attempt && !r.AttemptedAt.IsZero() {
-				at = r.AttemptedAt.UnixNano()
-			} else if prev, ok := errs[k-1]; ok {
-				at = max(at, prev.At.UnixNano())
-			}
-			if failed && e.At.UnixNano() < at {
-				at = e.At.UnixNano()
+			at, ok := startOf(k)
+			if !ok {
+				at = last
+				if prev, ok := errs[k-1]; ok {
+					at = max(at, failedAt(k-1, prev))
+				}
+				if failed {
+					at = min(at, e.At.UnixNano())
+				}
 			}
 			add(spec{id: id("started", k, 0), ts: at, kind: twicetype.JobStarted, attempt: k})
 			js.Started = k
@@ -273,7 +305,7 @@ func (t *tracker) judge(r *Row) []spec {
 			if k == r.Attempt && ended {
 				retry = -1
 			}
-			add(spec{id: id("failed", k, 0), ts: e.At.UnixNano(), kind: twicetype.JobFailed, attempt: k, retry: retry, err: e.Error})
+			add(spec{id: id("failed", k, 0), ts: failedAt(k, e), kind: twicetype.JobFailed, attempt: k, retry: retry, err: e.Error})
 			js.Failed = k
 		}
 	}

@@ -44,8 +44,10 @@ var Dialect = &pgjobs.Dialect{
 	},
 	// River ≥ 0.5 notifies SCHEMA.river_insert from its client; older
 	// schemas (before migration 004) had a trigger on river_insert.
-	Channels:    func(schema string) []string { return []string{schema + ".river_insert", "river_insert"} },
-	TimestampTZ: true,
+	Channels: func(schema string) []string { return []string{schema + ".river_insert", "river_insert"} },
+	// River's AttemptError.At is the executor's start of the attempt.
+	ErrorAtStart: true,
+	TimestampTZ:  true,
 }
 
 // Factory is the source factory of type river (sources.HistoryFactory);
