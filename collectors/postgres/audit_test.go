@@ -9,44 +9,12 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
+
+	"github.com/twicehq/twice/internal/watchtest"
 )
 
-// buildTwice builds ./cmd/twice once for the tests of the package.
-func buildTwice(t *testing.T) string {
-	t.Helper()
-	built.Do(func() {
-		built.dir, built.err = os.MkdirTemp("", "twice-postgres-test-")
-		if built.err != nil {
-			return
-		}
-		built.bin = filepath.Join(built.dir, "twice")
-		cmd := exec.Command("go", "build", "-o", built.bin, "./cmd/twice")
-		cmd.Dir = filepath.Join("..", "..")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			built.err = fmt.Errorf("go build ./cmd/twice: %v\n%s", err, out)
-		}
-	})
-	if built.err != nil {
-		t.Fatal(built.err)
-	}
-	return built.bin
-}
-
-var built struct {
-	sync.Once
-	dir, bin string
-	err      error
-}
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if built.dir != "" {
-		os.RemoveAll(built.dir)
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(watchtest.Main(m)) }
 
 // auditConfig is a twice.yaml of a ledger (effects, with the order each
 // is about) and an outbox of order state changes, read by role url.
@@ -116,7 +84,7 @@ func TestAuditThroughTheCLI(t *testing.T) {
 	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(auditConfig, url)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(buildTwice(t), "audit", "--config", cfg, "--format", "json")
+	cmd := exec.Command(watchtest.Build(t), "audit", "--config", cfg, "--format", "json")
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()

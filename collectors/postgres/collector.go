@@ -2,7 +2,7 @@ package postgres
 
 import (
 	"context"
-	"fmt"
+	"errors"
 	"io"
 	"time"
 
@@ -43,12 +43,12 @@ func (c *Collector) Name() string { return c.r.label }
 // Start connects and opens the snapshot.
 func (c *Collector) Start(ctx context.Context) error {
 	if err := c.r.connect(ctx); err != nil {
-		return fmt.Errorf("source %s: %w", c.r.name, err)
+		return err
 	}
 	tx, err := c.r.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
 		c.r.close()
-		return fmt.Errorf("source %s: %w", c.r.name, err)
+		return err
 	}
 	c.tx = tx
 	return nil
@@ -60,7 +60,7 @@ func (c *Collector) Next(ctx context.Context) (*collectors.Batch, error) {
 		return nil, io.EOF
 	}
 	if c.tx == nil {
-		return nil, fmt.Errorf("source %s: not started", c.r.name)
+		return nil, errors.New("not started")
 	}
 	var b bounds
 	if c.r.kind == cursorTimestamp {
@@ -68,7 +68,7 @@ func (c *Collector) Next(ctx context.Context) (*collectors.Batch, error) {
 	}
 	rows, full, err := c.r.read(ctx, c.tx, &c.pos, b)
 	if err != nil {
-		return nil, fmt.Errorf("source %s: %w", c.r.name, err)
+		return nil, err
 	}
 	batch := &collectors.Batch{}
 	for _, row := range rows {

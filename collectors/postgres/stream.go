@@ -2,7 +2,7 @@ package postgres
 
 import (
 	"context"
-	"fmt"
+	"errors"
 	"sync"
 	"time"
 
@@ -65,12 +65,12 @@ func (s *Stream) Lanes() []string { return []string{s.lane} }
 func (s *Stream) Start(ctx context.Context, resume map[string]sources.Position) error {
 	pos, err := parsePosition(string(resume[s.lane]), len(s.r.cfg.Cursor))
 	if err != nil {
-		return fmt.Errorf("source %s: %w", s.r.name, err)
+		return err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.r.connect(ctx); err != nil {
-		return fmt.Errorf("source %s: %w", s.r.name, err)
+		return err
 	}
 	if len(pos.Holes) > 0 && s.r.kind != cursorInteger {
 		pos.Holes = nil
@@ -87,7 +87,7 @@ func (s *Stream) Poll(ctx context.Context, wait time.Duration) ([]sources.Record
 	next := s.next
 	s.mu.Unlock()
 	if !started {
-		return nil, fmt.Errorf("source %s: not started", s.r.name)
+		return nil, errors.New("not started")
 	}
 	if d := next.Sub(s.now()); d > 0 {
 		t := time.NewTimer(min(d, wait))
@@ -104,7 +104,7 @@ func (s *Stream) Poll(ctx context.Context, wait time.Duration) ([]sources.Record
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.r.pool == nil {
-		return nil, fmt.Errorf("source %s: shut down", s.r.name)
+		return nil, errors.New("shut down")
 	}
 	now := s.now()
 	settle := s.r.cfg.settle()
@@ -120,7 +120,7 @@ func (s *Stream) Poll(ctx context.Context, wait time.Duration) ([]sources.Record
 	rows, full, err := s.r.read(ctx, s.r.pool, &s.pos, b)
 	if err != nil {
 		s.next = now.Add(s.r.cfg.pollInterval())
-		return nil, fmt.Errorf("source %s: %w", s.r.name, err)
+		return nil, err
 	}
 	if full {
 		s.next = now
