@@ -72,15 +72,19 @@ watch:
 		t.Fatal(err)
 	}
 
-	w := startCLIWatch(t, "-c", cfg)
 	var hook string
-	w.waitFor(t, "the sendgrid source to listen", func() bool {
-		m := regexp.MustCompile(`source mail: listening on (http://\S+)`).FindStringSubmatch(w.stderr.String())
-		if m != nil {
-			hook = m[1]
-		}
-		return m != nil
-	})
+	start := func() *cliWatch {
+		w := startCLIWatch(t, "-c", cfg)
+		w.waitFor(t, "the sendgrid source to listen", func() bool {
+			m := regexp.MustCompile(`source mail: listening on (http://\S+)`).FindStringSubmatch(w.stderr.String())
+			if m != nil {
+				hook = m[1]
+			}
+			return m != nil
+		})
+		return w
+	}
+	w := start()
 
 	processed := func(eventID, msgID, key, job string, at time.Time) string {
 		return fmt.Sprintf(`{"email":"customer@example.com","timestamp":%d,"smtp-id":"<%s@ismtpd-555>","event":"processed","category":["receipts"],"sg_event_id":"%s","sg_message_id":"%s.filter0001.16648.5515E0B88.0","idempotency_key":"%s","job_id":"%s"}`,
@@ -168,6 +172,22 @@ watch:
 	}
 	if strings.Contains(w.stderr.String(), "customer@example.com") {
 		t.Errorf("the recipient's address is in the log")
+	}
+
+	// twice restarts; SendGrid posts the first batch once more (its
+	// answer was lost): the id is remembered across the restart.
+	if code := w.stop(t); code != 0 {
+		t.Fatalf("watch exited %d:\n%s", code, w.stderr.String())
+	}
+	w = start()
+	if code := postBatch(true, first); code != http.StatusOK {
+		t.Fatalf("the batch after the restart: %d", code)
+	}
+	w.waitFor(t, "the batch after the restart to be counted as repeated", func() bool {
+		return w.metric("twice_repeated_events_total") == 1
+	})
+	if got := findings(); len(got) != 1 || got[0].Subject != "receipt/payment:2" {
+		t.Errorf("findings after the restart %+v, want only the duplicate receipt of payment:2", got)
 	}
 }
 
