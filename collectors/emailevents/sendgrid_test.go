@@ -220,3 +220,33 @@ func TestSendGridKeyForms(t *testing.T) {
 		}
 	}
 }
+
+// TestSendGridPublishedVector checks the verifier against the key,
+// timestamp, body and signature SendGrid's own Go library tests its
+// verifier with (sendgrid-go, helpers/eventwebhook): a signature made by
+// SendGrid's reference, not by this package's tests.
+func TestSendGridPublishedVector(t *testing.T) {
+	const (
+		publicKey = "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEEDr2LjtURuePQzplybdC+u4CwrqDqBaWjcMMsTbhdbcwHBcepxo7yAQGhHPTnlvFYPAZFceEu/1FwCM/QmGUhA=="
+		ts        = "1588788367"
+		sig       = "MEUCIQCtIHJeH93Y+qpYeWrySphQgpNGNr/U+UyUlBkU6n7RAwIgJTz2C+8a8xonZGi6BpSzoQsbVRamr2nlxFDWYNH2j/0="
+		body      = `{"category":"example_payload","event":"test_event","message_id":"message_id"}`
+	)
+	key, err := parseECDSAKey(publicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := http.Header{}
+	h.Set(SendGridSignatureHeader, sig)
+	h.Set(SendGridTimestampHeader, ts)
+	if err := verifySendGrid(key, h, []byte(body)); err != nil {
+		t.Errorf("SendGrid's own signature refused: %v", err)
+	}
+	if err := verifySendGrid(key, h, []byte(body+" ")); RejectStatus(err) != http.StatusForbidden {
+		t.Errorf("a changed body: %v", err)
+	}
+	h.Set(SendGridTimestampHeader, "1588788368")
+	if err := verifySendGrid(key, h, []byte(body)); RejectStatus(err) != http.StatusForbidden {
+		t.Errorf("a changed timestamp: %v", err)
+	}
+}
