@@ -43,15 +43,39 @@ func tableIdent(s string) (pgx.Identifier, error) {
 // position is where a lane is, in the checkpoint as JSON:
 //
 //	{"after":["1234"]}                              an id cursor
-//	{"after":["1234"],"holes":[[1230,1733...]]}     with ids skipped, waited for
+//	{"after":["1234"],"holes":[[1230,1231,1733…]]}  with ids skipped, waited for
 //	{"after":["2026-11-24 10:00:00.123+00","42"]}   a timestamp and its tie-breaker
 //
 // after holds the cursor columns of the last row read as Postgres writes
 // them (session TimeZone UTC); holes the ids an integer cursor skipped
-// that may still commit, each with when it was first skipped (Unix ms).
+// that may still commit, as ranges [first, last, when skipped in Unix ms].
 type position struct {
-	After []string   `json:"after,omitempty"`
-	Holes [][2]int64 `json:"holes,omitempty"`
+	After []string `json:"after,omitempty"`
+	Holes []hole   `json:"holes,omitempty"`
+}
+
+// hole is a range of ids skipped together: first, last, and when they
+// were skipped (Unix ms).
+type hole [3]int64
+
+// holeIDs lists the ids of holes.
+func holeIDs(hs []hole) []int64 {
+	var out []int64
+	for _, h := range hs {
+		for id := h[0]; id <= h[1]; id++ {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// holeCount is how many ids holes hold.
+func holeCount(hs []hole) int64 {
+	var n int64
+	for _, h := range hs {
+		n += h[1] - h[0] + 1
+	}
+	return n
 }
 
 func (p *position) encode() string {
@@ -206,11 +230,7 @@ func (r *reader) query(pos *position, b bounds) (string, []any) {
 			after = cols[0] + " > " + ps[0]
 		}
 		if len(pos.Holes) > 0 {
-			ids := make([]int64, len(pos.Holes))
-			for i, h := range pos.Holes {
-				ids[i] = h[0]
-			}
-			after = "(" + after + " OR " + cols[0] + " = ANY(" + arg(ids) + "::bigint[]))"
+			after = "(" + after + " OR " + cols[0] + " = ANY(" + arg(holeIDs(pos.Holes)) + "::bigint[]))"
 		}
 		where = append(where, after)
 	}
@@ -355,15 +375,37 @@ func (r *reader) advance(pos *position, after []string, now time.Time) {
 		return
 	}
 	if id <= high {
-		pos.Holes = slices.DeleteFunc(pos.Holes, func(h [2]int64) bool { return h[0] == id })
+		// A late commit fills its hole: the range around it is split.
+		for i, h := range pos.Holes {
+			if id < h[0] || id > h[1] {
+				continue
+			}
+			var parts []hole
+			if id > h[0] {
+				parts = append(parts, hole{h[0], id - 1, h[2]})
+			}
+			if id < h[1] {
+				parts = append(parts, hole{id + 1, h[1], h[2]})
+			}
+			pos.Holes = slices.Replace(pos.Holes, i, i+1, parts...)
+			break
+		}
+		if len(pos.Holes) == 0 {
+			pos.Holes = nil
+		}
 		return
 	}
-	from := max(high+1, id-maxHoles)
-	for h := from; h < id; h++ {
-		pos.Holes = append(pos.Holes, [2]int64{h, now.UnixMilli()})
+	if id > high+1 {
+		pos.Holes = append(pos.Holes, hole{max(high+1, id-maxHoles), id - 1, now.UnixMilli()})
 	}
-	if n := len(pos.Holes) - maxHoles; n > 0 {
-		pos.Holes = slices.Delete(pos.Holes, 0, n)
+	// The oldest ids go first when there are too many.
+	for n := holeCount(pos.Holes) - maxHoles; n > 0; n = holeCount(pos.Holes) - maxHoles {
+		h := &pos.Holes[0]
+		if h[1]-h[0]+1 <= n {
+			pos.Holes = pos.Holes[1:]
+			continue
+		}
+		h[0] += n
 	}
 	pos.After = after
 }
@@ -371,7 +413,7 @@ func (r *reader) advance(pos *position, after []string, now time.Time) {
 // expire drops the holes skipped more than settle before now.
 func expire(pos *position, now time.Time, settle time.Duration) {
 	limit := now.Add(-settle).UnixMilli()
-	pos.Holes = slices.DeleteFunc(pos.Holes, func(h [2]int64) bool { return h[1] < limit })
+	pos.Holes = slices.DeleteFunc(pos.Holes, func(h hole) bool { return h[2] < limit })
 	if len(pos.Holes) == 0 {
 		pos.Holes = nil
 	}

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -92,8 +93,9 @@ func (c *converter) value(oid uint32, raw []byte) (any, error) {
 			return int(n), nil
 		}
 		f, err := strconv.ParseFloat(s, 64)
-		if err != nil {
-			// NaN and infinities are numbers to Postgres only.
+		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+			// NaN and infinities are numbers to Postgres only: JSON
+			// cannot hold them, so they stay as written.
 			return s, nil
 		}
 		if oid == oidNumeric && strings.Contains(s, ".") && f == float64(int64(f)) && !strings.ContainsAny(s, "eE") {

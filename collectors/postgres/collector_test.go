@@ -1,0 +1,108 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twicehq/twice/config"
+	"github.com/twicehq/twice/sources"
+	"github.com/twicehq/twice/twicetype"
+)
+
+// collect reads every batch of the audit's collector of cfg.
+func collect(t *testing.T, cfg Config, since time.Time) ([]twicetype.Event, []twicetype.Malformed) {
+	t.Helper()
+	ctx := context.Background()
+	cols, err := sources.NewRegistry(Factory{}).NewCollectors(ctx, config.Source{Name: "src", Type: Type, Settings: &cfg}, sources.CollectOptions{Since: since})
+	if err != nil || len(cols) != 1 {
+		t.Fatalf("collectors: %v %v", cols, err)
+	}
+	c := cols[0]
+	defer c.Shutdown(ctx)
+	if err := c.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var evs []twicetype.Event
+	var mal []twicetype.Malformed
+	for {
+		b, err := c.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		evs = append(evs, b.Events...)
+		mal = append(mal, b.Malformed...)
+	}
+	if err := c.Shutdown(ctx); err != nil {
+		t.Error(err)
+	}
+	return evs, mal
+}
+
+// TestAuditCollectorSinceAndBatches: the audit reads batch after batch in
+// one snapshot, from --since for a timestamp cursor; every column type
+// reaches the map as the spec says.
+func TestAuditCollectorSinceAndBatches(t *testing.T) {
+	db := newDB(t)
+	db.exec(`CREATE TABLE sent (
+		id uuid PRIMARY KEY DEFAULT gen_random_uuid(), at timestamp NOT NULL, n int NOT NULL,
+		day date NOT NULL DEFAULT '2026-11-24', ratio real NOT NULL DEFAULT 0.5, tags text[] NOT NULL DEFAULT '{a,b}')`)
+	db.exec(`INSERT INTO sent (at, n) SELECT '2026-11-24 10:00:00'::timestamp + g * interval '1 second', g FROM generate_series(1, 25) g`)
+	cfg := Config{
+		Postgres: db.reader("sent"),
+		Table:    "sent",
+		Cursor:   []string{"at", "id"},
+		Batch:    10,
+		Map: map[string]string{
+			"ts":         "row.at",
+			"kind":       `"effect"`,
+			"effect":     `"email.sent"`,
+			"effect_key": `"mail/" + string(row.n)`,
+			"attrs":      `{"day": row.day, "ratio": row.ratio, "tags": row.tags, "id": len(row.id)}`,
+		},
+	}
+	evs, mal := collect(t, cfg, time.Time{})
+	if len(evs) != 25 || len(mal) != 0 || evs[24].EffectKey != "mail/25" {
+		t.Fatalf("%d events, %d malformed", len(evs), len(mal))
+	}
+	var attrs map[string]any
+	_ = json.Unmarshal(evs[0].Attrs, &attrs)
+	if b, _ := json.Marshal(attrs); string(b) != `{"day":"2026-11-24","id":36,"ratio":0.5,"tags":"{a,b}"}` {
+		t.Errorf("attrs %s", b)
+	}
+	evs, _ = collect(t, cfg, time.Date(2026, 11, 24, 10, 0, 20, 0, time.UTC))
+	if len(evs) != 6 || evs[0].EffectKey != "mail/20" {
+		t.Errorf("since 10:00:20: %d events, first %q", len(evs), evs[0].EffectKey)
+	}
+}
+
+// TestQueryErrors: a query without the cursor column, or with two
+// columns of one name, fails Start with what to change.
+func TestQueryErrors(t *testing.T) {
+	db := newDB(t)
+	db.exec(`CREATE TABLE t (id int, a int, b int)`)
+	url := db.reader("t")
+	for _, tc := range []struct{ query, want string }{
+		{"SELECT a, b FROM t", `cursor column "id" is not a column of the rows (they have: a, b)`},
+		{"SELECT id, a AS x, b AS x FROM t", `two columns named "x"`},
+		{"SELECT id FROM nowhere", `relation "nowhere" does not exist`},
+	} {
+		s, err := NewStream("src", Config{Postgres: url, Query: tc.query, Cursor: []string{"id"},
+			Map: map[string]string{"ts": "row.at", "kind": `"effect"`}}, StreamOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = s.Start(context.Background(), nil)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %s", tc.query, err, tc.want)
+		}
+		_ = s.Shutdown(context.Background())
+	}
+}
