@@ -10,8 +10,9 @@
 // is one event as in spec §1, parsed by collectors/jsonl exactly like a
 // line of a file: same types, same needed fields, same malformed reasons.
 // With format map the value is any JSON, and twice.yaml's map: gives one
-// expression per event field. The expressions are expr-lang/expr (see
-// package mapexpr for why a real expression language rather than a
+// expression per event field. The expressions are expr-lang/expr, run by
+// package collectors/mapping, which a postgres source's map shares (see
+// it for why a real expression language rather than a
 // home-made one: conditionals such as `value.type == "sent" ? "effect" :
 // "state"`, string concatenation, nil-safe navigation, type-checked and
 // compiled once when twice.yaml is loaded). The mapped fields are written
