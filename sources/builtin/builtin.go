@@ -9,6 +9,7 @@ import (
 	"github.com/twicehq/twice/collectors/file"
 	"github.com/twicehq/twice/collectors/ingest"
 	"github.com/twicehq/twice/collectors/kafka"
+	"github.com/twicehq/twice/collectors/oban"
 	"github.com/twicehq/twice/collectors/postgres"
 	"github.com/twicehq/twice/collectors/river"
 	"github.com/twicehq/twice/collectors/sidekiq"
@@ -27,6 +28,7 @@ func Registry() *sources.Registry {
 		celery.Factory{},
 		postgres.Factory{},
 		river.Factory{},
+		oban.Factory{},
 		ingest.Factory{},
 		smtp.Factory{},
 		webhook.Factory{},
