@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/twicehq/twice/collectors/push"
 	"github.com/twicehq/twice/sources"
 )
@@ -168,6 +170,19 @@ func TestStreamServesSendGrid(t *testing.T) {
 	if len(recs) != 2 || recs[1].Malformed == nil || !strings.Contains(recs[1].Malformed.Reason, "no sg_event_id") {
 		t.Errorf("records after refusals: %+v", recs)
 	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(s)
+	text := gatherText(t, reg)
+	for _, line := range []string{
+		`twice_email_provider_events_total{outcome="effect",source="mail"} 1`,
+		`twice_email_provider_events_total{outcome="ignored",source="mail"} 9`,
+		`twice_email_provider_events_total{outcome="malformed",source="mail"} 1`,
+		`twice_push_requests_total{result="bad_signature",source="mail"} 2`,
+	} {
+		if !strings.Contains(text, line) {
+			t.Errorf("metrics lack %s:\n%s", line, text)
+		}
+	}
 	st := s.Stats()
 	want := map[string]int64{"accepted": 2, "bad_signature": 2, "unauthorized": 1, "too_large": 1, "invalid": 1}
 	for k, v := range want {
@@ -176,6 +191,27 @@ func TestStreamServesSendGrid(t *testing.T) {
 			break
 		}
 	}
+}
+
+// gatherText returns the metrics of reg in the text format.
+func gatherText(t *testing.T, reg *prometheus.Registry) string {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			var labels []string
+			for _, l := range m.GetLabel() { // sorted by name
+				labels = append(labels, fmt.Sprintf("%s=%q", l.GetName(), l.GetValue()))
+			}
+			v := m.GetCounter().GetValue() + m.GetGauge().GetValue()
+			fmt.Fprintf(&b, "%s{%s} %g\n", mf.GetName(), strings.Join(labels, ","), v)
+		}
+	}
+	return b.String()
 }
 
 func TestStreamGivesMailgunTokensBackWhenNotRecorded(t *testing.T) {
