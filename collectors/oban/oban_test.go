@@ -298,6 +298,18 @@ func TestTransitions(t *testing.T) {
 	if got := describe(poll(t, s, time.Second)); len(got) != 0 {
 		t.Errorf("a poll with nothing new: %q", got)
 	}
+	// An operator retries a job that had completed (twice no longer
+	// follows it): seen again while it waits, its earlier attempts are
+	// not repeated.
+	e.retry(flaky)
+	if got, want := describe(poll(t, s, time.Second)), []string{n(flaky, "job.enqueued")}; !slices.Equal(got, want) {
+		t.Errorf("a completed job retried: %q, want %q", got, want)
+	}
+	e.fetch(flaky)
+	e.complete(flaky)
+	if got, want := describe(poll(t, s, time.Second)), []string{n(flaky, "job.started 4"), n(flaky, "job.succeeded 4")}; !slices.Equal(got, want) {
+		t.Errorf("its new run: %q, want %q", got, want)
+	}
 }
 
 // An insert notified on PREFIX.oban_insert, as Oban's notifier does,

@@ -176,6 +176,29 @@ func TestAttemptsBetweenPolls(t *testing.T) {
 	}
 }
 
+// River's client notifies SCHEMA.river_insert on insert: the stream
+// wakes long before its poll interval.
+func TestInsertNotificationWakes(t *testing.T) {
+	e := newEnv(t)
+	c := e.client()
+	s := newStream(t, e, pgjobs.Config{PollInterval: time.Hour})
+	ctx := context.Background()
+	if err := s.Start(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := poll(t, s); len(got) != 0 {
+		t.Fatalf("first poll of an empty table: %q", describe(got))
+	}
+	id := e.insert(c, ReceiptArgs{Payment: "p-1"}, nil)
+	recs, err := s.Poll(ctx, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := describe(recs), []string{fmt.Sprintf("%d job.enqueued", id)}; !slices.Equal(got, want) {
+		t.Errorf("after an insert: %q, want %q", got, want)
+	}
+}
+
 // Rows deleted before twice read them are lost coverage: ids missing
 // between rows read, and a followed job deleted before it ended.
 func TestLostCoverage(t *testing.T) {
