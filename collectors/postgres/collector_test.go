@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -104,5 +105,40 @@ func TestQueryErrors(t *testing.T) {
 			t.Errorf("%s: %v, want %s", tc.query, err, tc.want)
 		}
 		_ = s.Shutdown(context.Background())
+	}
+}
+
+// TestCursorTies: with a cursor that is not unique, a batch never ends
+// inside a run of equal values, and a run longer than a batch is read
+// whole, so no row is passed over.
+func TestCursorTies(t *testing.T) {
+	db := newDB(t)
+	db.exec(`CREATE TABLE e (n int NOT NULL, at timestamptz NOT NULL)`)
+	db.exec(`INSERT INTO e VALUES (1, '2026-11-24 10:00:01Z'), (2, '2026-11-24 10:00:01Z'),
+		(3, '2026-11-24 10:00:02Z'), (4, '2026-11-24 10:00:02Z'), (5, '2026-11-24 10:00:02Z'),
+		(6, '2026-11-24 10:00:03Z'), (7, '2026-11-24 10:00:03Z'), (8, '2026-11-24 10:00:03Z'),
+		(9, '2026-11-24 10:00:03Z'), (10, '2026-11-24 10:00:03Z'), (11, '2026-11-24 10:00:04Z')`)
+	cfg := Config{Postgres: db.reader("e"), Table: "e", Cursor: []string{"at"}, Batch: 4,
+		Map: map[string]string{"ts": "row.at", "kind": `"effect"`, "effect": `"x"`, "effect_key": `string(row.n)`}}
+	evs, _ := collect(t, cfg, time.Time{})
+	var keys []string
+	for _, e := range evs {
+		keys = append(keys, e.EffectKey)
+	}
+	slices.Sort(keys)
+	if len(keys) != 11 || len(slices.Compact(slices.Clone(keys))) != 11 {
+		t.Errorf("read %q, want each of the 11 rows once", keys)
+	}
+
+	s := startStream(t, func() Config { c := cfg; c.Settle = -1; return c }(), time.Now, "")
+	var got []string
+	for i := 0; i < 10; i++ {
+		for _, r := range poll(t, s) {
+			got = append(got, r.Event.EffectKey)
+		}
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, keys) {
+		t.Errorf("watch read %q, want %q", got, keys)
 	}
 }

@@ -255,30 +255,82 @@ type rowResult struct {
 
 // read runs one query on q and maps the rows; full reports a whole batch
 // (more may follow at once).
-func (r *reader) read(ctx context.Context, q interface {
-	Query(context.Context, string, ...any) (pgx.Rows, error)
-}, pos *position, b bounds) (out []rowResult, full bool, err error) {
+func (r *reader) read(ctx context.Context, q querier, pos *position, b bounds) (out []rowResult, full bool, err error) {
 	sql, args := r.query(pos, b)
+	if out, err = r.run(ctx, q, sql, args); err != nil {
+		return nil, false, err
+	}
+	if len(out) < r.cfg.batch() {
+		return out, false, nil
+	}
+	// A full batch may end inside a run of rows with one cursor value
+	// (a cursor that is not unique): the rest of the run would be passed
+	// over by the next query's "> cursor". Leave the run to the next
+	// query; when the whole batch is one run, read all of it now.
+	last := out[len(out)-1].after
+	i := len(out) - 1
+	for i >= 0 && slices.Equal(out[i].after, last) {
+		i--
+	}
+	if i >= 0 {
+		return out[:i+1], true, nil
+	}
+	if len(pos.After) > 0 && len(pos.Holes) > 0 && !r.afterPos(last, pos) {
+		return out, true, nil // a run of one id in holes: read as is
+	}
+	sql, args = r.queryEqual(last)
+	out, err = r.run(ctx, q, sql, args)
+	return out, true, err
+}
+
+// afterPos reports whether the integer cursor value after[0] is above
+// pos's highest.
+func (r *reader) afterPos(after []string, pos *position) bool {
+	x, err1 := strconv.ParseInt(after[0], 10, 64)
+	y, err2 := strconv.ParseInt(pos.After[0], 10, 64)
+	return err1 == nil && err2 == nil && x > y
+}
+
+// queryEqual returns the SQL and arguments that read every row whose
+// cursor is vals.
+func (r *reader) queryEqual(vals []string) (string, []any) {
+	var where []string
+	var args []any
+	for i, c := range r.cfg.Cursor {
+		args = append(args, vals[i])
+		where = append(where, pgx.Identifier{c}.Sanitize()+" = $"+strconv.Itoa(len(args)))
+	}
+	return "SELECT * FROM " + r.from + " WHERE " + strings.Join(where, " AND "), args
+}
+
+// querier is a pool or a transaction.
+type querier interface {
+	Query(context.Context, string, ...any) (pgx.Rows, error)
+}
+
+// run runs one query and maps its rows.
+func (r *reader) run(ctx context.Context, q querier, sql string, args []any) ([]rowResult, error) {
 	r.queries++
 	rows, err := q.Query(ctx, sql, append([]any{textFormat}, args...)...)
 	if err != nil {
-		return nil, false, r.queryError(err)
+		return nil, r.queryError(err)
 	}
 	defer rows.Close()
 	if !slices.Equal(fieldNames(rows.FieldDescriptions()), r.cols.names) {
 		cols, err := describe(rows.FieldDescriptions(), r.cfg.Cursor)
 		if err != nil {
-			return nil, false, fmt.Errorf("reading %s: %w", r.cfg.lane(), err)
+			return nil, fmt.Errorf("reading %s: %w", r.cfg.lane(), err)
 		}
 		r.cols = cols
 	}
+	var out []rowResult
 	for rows.Next() {
 		out = append(out, r.mapRow(rows.RawValues()))
 	}
 	if err := rows.Err(); err != nil {
-		return nil, false, r.queryError(err)
+		return nil, r.queryError(err)
 	}
-	return out, len(out) == r.cfg.batch(), nil
+	return out, nil
 }
 
 func fieldNames(fds []pgconn.FieldDescription) []string {
