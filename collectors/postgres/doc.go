@@ -41,6 +41,11 @@
 // a delete is not seen at all. Exact history needs Debezium (kafka
 // source, format: debezium).
 //
+// A full batch never ends inside a run of rows with one cursor value: the
+// run is left to the next query, or, when the whole batch is one run,
+// read whole by `WHERE cursor = value`, so a cursor that is not unique
+// passes no row over.
+//
 // Commit does nothing: twice resumes from its checkpoint. The stream is
 // replayable. `twice audit` reads the rows in one REPEATABLE READ, READ
 // ONLY transaction up to what they hold when it starts, from the first
