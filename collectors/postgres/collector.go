@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -18,6 +19,7 @@ import (
 type Collector struct {
 	r     *reader
 	since time.Time
+	logf  func(string, ...any)
 
 	tx   pgx.Tx
 	pos  position
@@ -29,12 +31,16 @@ var _ collectors.Collector = (*Collector)(nil)
 // NewCollector returns the collector of the postgres source named name;
 // since, when not zero, skips rows whose timestamp cursor is before it
 // (an integer cursor is read whole). It does no I/O.
-func NewCollector(name string, cfg Config, since time.Time) (*Collector, error) {
+// logf (nil for none) says when since cannot apply.
+func NewCollector(name string, cfg Config, since time.Time, logf func(string, ...any)) (*Collector, error) {
 	r, err := newReader(name, cfg)
 	if err != nil {
 		return nil, err
 	}
-	return &Collector{r: r, since: since}, nil
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	return &Collector{r: r, since: since, logf: logf}, nil
 }
 
 // Name names the source and what it reads.
@@ -44,6 +50,9 @@ func (c *Collector) Name() string { return c.r.label }
 func (c *Collector) Start(ctx context.Context) error {
 	if err := c.r.connect(ctx); err != nil {
 		return err
+	}
+	if !c.since.IsZero() && c.r.kind != cursorTimestamp {
+		c.logf("source %s: --since applies to a timestamp cursor; the cursor %s is not one, so every row is read", c.r.name, strings.Join(c.r.cfg.Cursor, ", "))
 	}
 	tx, err := c.r.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {

@@ -48,7 +48,7 @@ func (Factory) NewCollectors(_ context.Context, src config.Source, opts sources.
 	if err != nil {
 		return nil, err
 	}
-	col, err := NewCollector(src.Name, *c, opts.Since)
+	col, err := NewCollector(src.Name, *c, opts.Since, opts.Logf)
 	if err != nil {
 		return nil, err
 	}

@@ -34,9 +34,15 @@ func TestPostgresGoneAndBack(t *testing.T) {
 	if recs, err := s.Poll(context.Background(), time.Second); err == nil {
 		t.Fatalf("a poll with Postgres unreachable: %q, no error", summary(recs))
 	}
+	if s.Health() == nil {
+		t.Error("unhealthy, Health says nothing")
+	}
 	proxy.Up()
 	db.exec(`INSERT INTO ledger (created_at, payment_id, job_id, amount) VALUES ('2026-11-24 10:00:02Z', 'p3', 3, 1)`)
 	if got := summary(poll(t, s)); !slices.Equal(got, []string{"charge/p2", "charge/p3"}) {
 		t.Fatalf("after Postgres came back: %q", got)
+	}
+	if err := s.Health(); err != nil {
+		t.Errorf("healthy again, Health says %v", err)
 	}
 }

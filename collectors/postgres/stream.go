@@ -23,9 +23,29 @@ type Stream struct {
 	pos     position
 	next    time.Time // when the next query may run
 	lane    string
+
+	healthMu sync.Mutex
+	health   error // the last poll's error; nil after a poll that worked
 }
 
-var _ sources.Stream = (*Stream)(nil)
+var (
+	_ sources.Stream         = (*Stream)(nil)
+	_ sources.HealthReporter = (*Stream)(nil)
+)
+
+// Health returns the error of the last poll while the source cannot be
+// read (Postgres unreachable, the grant revoked), nil once a poll works.
+func (s *Stream) Health() error {
+	s.healthMu.Lock()
+	defer s.healthMu.Unlock()
+	return s.health
+}
+
+func (s *Stream) setHealth(err error) {
+	s.healthMu.Lock()
+	s.health = err
+	s.healthMu.Unlock()
+}
 
 // StreamOptions tune NewStream.
 type StreamOptions struct {
@@ -118,6 +138,7 @@ func (s *Stream) Poll(ctx context.Context, wait time.Duration) ([]sources.Record
 		}
 	}
 	rows, full, err := s.r.read(ctx, s.r.pool, &s.pos, b)
+	s.setHealth(err)
 	if err != nil {
 		s.next = now.Add(s.r.cfg.pollInterval())
 		return nil, err
