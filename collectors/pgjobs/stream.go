@@ -25,7 +25,8 @@ type stream struct {
 
 	loaded bool
 	pos    sources.Position
-	next   time.Time
+	next   time.Time // when the next poll is due
+	last   time.Time // when the last poll began
 	more   bool
 
 	mu     sync.Mutex
@@ -70,25 +71,42 @@ func (s *stream) Start(ctx context.Context, resume map[string]sources.Position) 
 	return nil
 }
 
+// wakeCooldown is the least time between two polls that notifications
+// bring forward (River's own fetch cooldown): a busy queue notifying
+// every insert costs at most ten polls a second.
+const wakeCooldown = 100 * time.Millisecond
+
 // Poll reads the table when a poll is due, or a notification came,
 // waiting for either up to wait.
 func (s *stream) Poll(ctx context.Context, wait time.Duration) ([]sources.Record, error) {
 	if !s.more {
-		if d := s.next.Sub(s.now()); d > 0 {
-			t := time.NewTimer(min(d, wait))
+		deadline := s.now().Add(wait)
+		for {
+			d := s.next.Sub(s.now())
+			if d <= 0 {
+				break
+			}
+			left := deadline.Sub(s.now())
+			if left <= 0 {
+				return nil, nil
+			}
+			t := time.NewTimer(min(d, left))
 			select {
 			case <-ctx.Done():
 				t.Stop()
 				return nil, ctx.Err()
 			case <-s.l.wake:
 				t.Stop()
-			case <-t.C:
-				if s.now().Before(s.next) {
-					return nil, nil
+				// Bring the poll forward, to no sooner than the cooldown
+				// after the last one.
+				if early := s.last.Add(wakeCooldown); early.Before(s.next) {
+					s.next = early
 				}
+			case <-t.C:
 			}
 		}
 	}
+	s.last = s.now()
 	s.l.start(ctx)
 	s.next = s.now().Add(s.every)
 	b, more, err := s.p.Poll(ctx)
@@ -142,3 +160,7 @@ func (s *stream) Shutdown(ctx context.Context) error {
 	s.l.stop()
 	return s.p.Shutdown(ctx)
 }
+
+// Stats returns the poller's counters and the statements it sent since
+// it was made (for load measurements).
+func (s *stream) Stats() (Stats, int64) { return s.p.Stats() }
