@@ -136,3 +136,62 @@ func waitFor(ctx context.Context, check func() error) error {
 		}
 	}
 }
+
+// The variables `scripts/services up kafka` exports for the broker's
+// secured listeners (scripts/services.d/kafka/security.sh).
+const (
+	EnvKafkaTLSBrokers     = "TWICE_KAFKA_TLS_BROKERS"
+	EnvKafkaMTLSBrokers    = "TWICE_KAFKA_MTLS_BROKERS"
+	EnvKafkaSASLSSLBrokers = "TWICE_KAFKA_SASL_SSL_BROKERS"
+	EnvKafkaSASLBrokers    = "TWICE_KAFKA_SASL_BROKERS"
+	EnvKafkaCAFile         = "TWICE_KAFKA_CA_FILE"
+	EnvKafkaClientCert     = "TWICE_KAFKA_CLIENT_CERT"
+	EnvKafkaClientKey      = "TWICE_KAFKA_CLIENT_KEY"
+	EnvKafkaScramUser      = "TWICE_KAFKA_SCRAM_USER"
+	EnvKafkaScramPassword  = "TWICE_KAFKA_SCRAM_PASSWORD"
+	EnvKafkaPlainUser      = "TWICE_KAFKA_PLAIN_USER"
+	EnvKafkaPlainPassword  = "TWICE_KAFKA_PLAIN_PASSWORD"
+)
+
+// KafkaSecure is what connects to the test broker's secured listeners:
+// the same cluster as KafkaBrokers, so a topic KafkaTopic makes is read
+// and written on every listener.
+type KafkaSecure struct {
+	// TLSBrokers: TLS with the server's certificate only; MTLSBrokers:
+	// TLS that requires a client certificate; SASLSSLBrokers: SASL over
+	// TLS; SASLBrokers: SASL without TLS.
+	TLSBrokers, MTLSBrokers, SASLSSLBrokers, SASLBrokers []string
+	// CAFile signed the brokers' certificate and ClientCert (PEM files);
+	// ClientKey is the client's key.
+	CAFile, ClientCert, ClientKey string
+	// ScramUser has SCRAM-SHA-256 and SCRAM-SHA-512 credentials;
+	// PlainUser is a PLAIN user.
+	ScramUser, ScramPassword, PlainUser, PlainPassword string
+}
+
+// KafkaSecurity returns the secured listeners of the test broker. When
+// they are not exported the test is skipped, or fails under
+// TWICE_REQUIRE_SERVICES=1.
+func KafkaSecurity(tb testing.TB) KafkaSecure {
+	tb.Helper()
+	get := func(env string) string {
+		v := os.Getenv(env)
+		if v == "" {
+			unavailable(tb, "kafka", env)
+		}
+		return v
+	}
+	return KafkaSecure{
+		TLSBrokers:     addrs(get(EnvKafkaTLSBrokers)),
+		MTLSBrokers:    addrs(get(EnvKafkaMTLSBrokers)),
+		SASLSSLBrokers: addrs(get(EnvKafkaSASLSSLBrokers)),
+		SASLBrokers:    addrs(get(EnvKafkaSASLBrokers)),
+		CAFile:         get(EnvKafkaCAFile),
+		ClientCert:     get(EnvKafkaClientCert),
+		ClientKey:      get(EnvKafkaClientKey),
+		ScramUser:      get(EnvKafkaScramUser),
+		ScramPassword:  get(EnvKafkaScramPassword),
+		PlainUser:      get(EnvKafkaPlainUser),
+		PlainPassword:  get(EnvKafkaPlainPassword),
+	}
+}

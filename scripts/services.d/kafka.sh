@@ -8,8 +8,20 @@
 #   KAFKA_HEAP_OPTS    JVM heap (default -Xms256m -Xmx512m)
 #
 # Every start formats a fresh, empty cluster: no topic survives `down`.
+#
+# Besides PLAINTEXT (TWICE_KAFKA_BROKERS), the broker has secured listeners
+# for the tests of `tls` and `sasl` (kafka/security.sh makes a CA, a server
+# certificate for 127.0.0.1/localhost, a client certificate and passwords,
+# new at every start): TWICE_KAFKA_TLS_BROKERS (SSL), TWICE_KAFKA_MTLS_BROKERS
+# (SSL, client certificate required), TWICE_KAFKA_SASL_SSL_BROKERS and
+# TWICE_KAFKA_SASL_BROKERS (SASL_SSL and SASL_PLAINTEXT, with PLAIN,
+# SCRAM-SHA-256 and SCRAM-SHA-512), and TWICE_KAFKA_CA_FILE,
+# TWICE_KAFKA_CLIENT_CERT, TWICE_KAFKA_CLIENT_KEY, TWICE_KAFKA_SCRAM_USER,
+# TWICE_KAFKA_SCRAM_PASSWORD, TWICE_KAFKA_PLAIN_USER, TWICE_KAFKA_PLAIN_PASSWORD.
 
 kafka_defs=$SERVICES_ROOT/scripts/services.d/kafka
+# shellcheck source=kafka/security.sh
+. "$kafka_defs/security.sh"
 
 kafka_running() {
 	svc_pid_alive "$SERVICES_STATE/kafka/kafka.pid" "$SERVICES_STATE/kafka/server.properties"
@@ -24,6 +36,7 @@ kafka_up() {
 		svc_log "kafka: already running (pid $(<"$dir/kafka.pid")) on 127.0.0.1:$port"
 		"$dir/bin/ready" -timeout 30s -pid "$(<"$dir/kafka.pid")" "127.0.0.1:$port"
 		echo "export TWICE_KAFKA_BROKERS=127.0.0.1:$port"
+		cat "$dir/security.env"
 		return 0
 	fi
 	svc_stop "$dir/kafka.pid" "$dir/server.properties" # a stale or half-started one
@@ -33,15 +46,16 @@ kafka_up() {
 	port=$(svc_free_port "${TWICE_KAFKA_PORT:-19092}")
 	cport=$(svc_free_port $((port + 1)))
 	while [ "$cport" = "$port" ]; do cport=$(svc_free_port 0); done
-	rm -rf "$dir/data" "$dir/logs" "$dir/port"
+	rm -rf "$dir/data" "$dir/logs" "$dir/port" "$dir/security.env"
 	mkdir -p "$dir/logs"
+	kafka_security_files "$dir" "$port" "$cport"
 	cat >"$dir/server.properties" <<PROPS
 # Written by scripts/services.d/kafka.sh; rewritten on every start.
 process.roles=broker,controller
 node.id=1
-listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
-advertised.listeners=PLAINTEXT://127.0.0.1:$port
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport,$kafka_sec_listeners
+advertised.listeners=PLAINTEXT://127.0.0.1:$port,$kafka_sec_listeners
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,$kafka_sec_protocols
 inter.broker.listener.name=PLAINTEXT
 controller.listener.names=CONTROLLER
 controller.quorum.bootstrap.servers=127.0.0.1:$cport
@@ -71,12 +85,15 @@ background.threads=4
 log.retention.ms=3600000
 log.retention.check.interval.ms=30000
 log.segment.bytes=67108864
+
+$(kafka_security_properties "$dir")
 PROPS
 
 	svc_log "kafka: formatting a new cluster in $dir/data"
 	java -Xmx256m -Dlog4j2.configurationFile="$kafka_defs/log4j2.properties" \
 		-Dkafka.logs.dir="$dir/logs/format" -cp "$jars/*" kafka.tools.StorageTool \
-		format --standalone -t "$(kafka_cluster_id)" -c "$dir/server.properties" >"$dir/format.log" 2>&1 || {
+		format --standalone -t "$(kafka_cluster_id)" -c "$dir/server.properties" \
+		"${kafka_sec_scram_args[@]}" >"$dir/format.log" 2>&1 || {
 		tail -n 20 "$dir/format.log" >&2
 		return 1
 	}
@@ -100,9 +117,15 @@ PROPS
 		svc_stop "$dir/kafka.pid" "$dir/server.properties" 10
 		return 1
 	fi
+	if ! kafka_security_ready "$dir" "$pid"; then
+		tail -n 30 "$dir/logs/server.log" >&2 || true
+		svc_stop "$dir/kafka.pid" "$dir/server.properties" 10
+		return 1
+	fi
 	echo "$port" >"$dir/port"
 	svc_log "kafka: ready in $((SECONDS - start))s (pid $pid)"
 	echo "export TWICE_KAFKA_BROKERS=127.0.0.1:$port"
+	cat "$dir/security.env"
 }
 
 kafka_down() {
@@ -111,7 +134,7 @@ kafka_down() {
 		svc_log "kafka: stopping pid $(<"$dir/kafka.pid")"
 	fi
 	svc_stop "$dir/kafka.pid" "$dir/server.properties" 30
-	rm -rf "$dir/data" "$dir/port"
+	rm -rf "$dir/data" "$dir/port" "$dir/security.env" "$dir/tls"
 }
 
 # kafka_jars DIR: prints the directory holding the broker's jars, copying
