@@ -268,8 +268,9 @@ func decode(m *config.SourceMapping) *Config {
 	ok("poll_interval", m.Duration("poll_interval", &c.PollInterval))
 	ok("batch", m.Int("batch", &c.Batch, 1))
 	if m.Has("settle") {
-		var zero string
-		if m.Scalar("settle", &zero) && (zero == "0" || zero == "0s") {
+		// 0 turns it off; Duration takes only durations above 0.
+		var v string
+		if !m.IsSequence("settle") && !m.IsMapping("settle") && m.Scalar("settle", &v) && (v == "0" || v == "0s") {
 			c.Settle = -1
 			ok("settle", true)
 		} else {

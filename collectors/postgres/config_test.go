@@ -57,6 +57,8 @@ func TestConfigErrors(t *testing.T) {
 		{"    postgres: postgres://db/app\n    table: t\n    cursor: id\n    map: {ts: row.at, kind: '\"effect\"', colour: '1'}\n",
 			`twice.yaml:7:41: sources[0].map: unknown key "colour" (known: id, ts, kind, queue, job_type, job_id, attempt, key, effect, effect_key, entity, seq, terminal, retry, error, attrs)`},
 		{ok + "    batch: 0\n", `twice.yaml:8:12: sources[0].batch: must be at least 1, got 0`},
+		{ok + "    settle: soon\n", `twice.yaml:8:13: sources[0].settle: want a Go duration like 90s or 15m, got "soon"`},
+		{ok + "    settle: [1s]\n", `twice.yaml:8:13: sources[0].settle: want a Go duration like 90s or 15m, got a list`},
 		{ok + "    tabel: t\n", `twice.yaml:8:5: sources[0]: unknown key "tabel" (known: name, type, postgres, table, query, cursor, map, poll_interval, batch, settle)`},
 	} {
 		_, err := parse(head + tc.body)
