@@ -31,7 +31,9 @@ kafka_up() {
 	local dir port cport jars pid start=$SECONDS
 	dir=$(svc_dir kafka)
 	kafka_ready_bin "$dir"
-	if kafka_running && [ -s "$dir/port" ]; then
+	# A broker without security.env was started before the secured
+	# listeners existed: it is replaced below.
+	if kafka_running && [ -s "$dir/port" ] && [ -s "$dir/security.env" ]; then
 		port=$(<"$dir/port")
 		svc_log "kafka: already running (pid $(<"$dir/kafka.pid")) on 127.0.0.1:$port"
 		"$dir/bin/ready" -timeout 30s -pid "$(<"$dir/kafka.pid")" "127.0.0.1:$port"
