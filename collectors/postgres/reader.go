@@ -379,7 +379,7 @@ func (r *reader) mapRow(raw [][]byte) rowResult {
 	}
 	ev.Source, ev.Line = r.label, line
 	if ev.ID == "" {
-		ev.Identity = rowIdentity(r.cfg.lane(), res.after)
+		ev.Identity = rowIdentity(r.name, r.cfg.lane(), res.after)
 	}
 	res.event = ev
 	return res
@@ -394,11 +394,15 @@ func (r *reader) cursorText(after []string) string {
 	return strings.Join(parts, ", ")
 }
 
-// rowIdentity is the identity of an event without id mapped from the row
-// of lane whose cursor values are after: the row's key and version, so a
-// row read again is the same observation and a new version a new one.
-func rowIdentity(lane string, after []string) uint64 {
+// rowIdentity is the identity of an event without id mapped by source
+// from the row of lane whose cursor values are after: the row's key and
+// version, so a row read again is the same observation and a new version
+// a new one. The source is part of it: two sources may map one table
+// (as effects and as state), and their events are not one observation.
+func rowIdentity(source, lane string, after []string) uint64 {
 	b := []byte{domainRow}
+	b = append(b, source...)
+	b = append(b, 0)
 	b = append(b, lane...)
 	for _, v := range after {
 		b = append(b, 0)

@@ -86,3 +86,20 @@ func TestValues(t *testing.T) {
 		t.Error("bad json: no error")
 	}
 }
+
+func TestRowIdentity(t *testing.T) {
+	a := rowIdentity("ledger", "public.ledger", []string{"1"})
+	for _, other := range []uint64{
+		rowIdentity("ledger", "public.ledger", []string{"2"}),
+		rowIdentity("state", "public.ledger", []string{"1"}),
+		rowIdentity("ledger", "ledger", []string{"1"}),
+		rowIdentity("ledger", "public.ledger", []string{"1", ""}),
+	} {
+		if other == a {
+			t.Error("two rows or sources, one identity")
+		}
+	}
+	if rowIdentity("ledger", "public.ledger", []string{"1"}) != a {
+		t.Error("one row, two identities")
+	}
+}
