@@ -36,7 +36,7 @@
 // Rows updated in place: with cursor [updated_at, id] a row is read again
 // each time its updated_at moves past the position, one state event per
 // version seen; an event without a mapped id has the identity of its
-// cursor values (row key + version), so reading a version again never
+// source and cursor values (row key + version), so reading a version again never
 // counts twice. Several updates between two polls are seen as the last;
 // a delete is not seen at all. Exact history needs Debezium (kafka
 // source, format: debezium).
