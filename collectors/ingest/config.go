@@ -16,6 +16,9 @@ const Type = "ingest"
 const (
 	DefaultListen       = "127.0.0.1:8081"
 	DefaultMaxBodyBytes = 10 << 20
+	// DefaultMaxPending is larger than push's: a body of
+	// DefaultMaxBodyBytes holds tens of thousands of events.
+	DefaultMaxPending = 100_000
 )
 
 // configKeys are the keys an ingest source takes besides name and type.
@@ -39,7 +42,7 @@ type Config struct {
 	// MaxBodyBytes caps a request body; 0 means DefaultMaxBodyBytes.
 	MaxBodyBytes int
 	// MaxPending caps the events received and not yet durable; 0 means
-	// push.DefaultMaxPending.
+	// DefaultMaxPending.
 	MaxPending int
 }
 

@@ -48,7 +48,11 @@ func NewStream(name string, cfg Config, logf func(string, ...any)) (*Stream, err
 	}
 	rcv := &receiver{cfg: cfg}
 	s := &Stream{rcv: rcv}
-	s.Stream = push.NewStream(name, rcv, push.Options{Lane: "events", MaxPending: cfg.MaxPending, Logf: logf})
+	pending := cfg.MaxPending
+	if pending == 0 {
+		pending = DefaultMaxPending
+	}
+	s.Stream = push.NewStream(name, rcv, push.Options{Lane: "events", MaxPending: pending, Logf: logf})
 	return s, nil
 }
 

@@ -176,6 +176,11 @@ func (p *proxy) delivered(resp *http.Response) error {
 		return nil
 	}
 	if err := p.s.Submit(resp.Request.Context(), []sources.Record{push.EventRecord(ev)}); err != nil {
+		if resp.Request.Context().Err() != nil {
+			// The client went away; the record is on its way.
+			p.s.Count(push.ResultOf(err))
+			return nil
+		}
 		// Delivered: twice never changes the answer (a retry by the
 		// client would deliver again). The record may be lost.
 		p.s.Count("delivered_unrecorded")
