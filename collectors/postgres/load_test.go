@@ -63,4 +63,13 @@ func TestLoad(t *testing.T) {
 	}
 	run("idle", 0)
 	run("busy, 200 rows/s", 200)
+
+	// Throughput: an audit of 100,000 rows, in batches of the default size.
+	db.exec(`INSERT INTO ledger (created_at, payment_id, job_id, amount, meta)
+		SELECT '2026-11-24 10:00:00Z'::timestamptz + g * interval '1 ms', 'p' || g, g, g / 100.0, '{"card": "visa"}'
+		FROM generate_series(1, 100000) g`)
+	start := time.Now()
+	evs, mal := collect(t, cfg, time.Time{})
+	el := time.Since(start)
+	t.Logf("audit: %d rows (%d malformed) in %v: %.0f rows/s", len(evs)+len(mal), len(mal), el.Round(time.Millisecond), float64(len(evs)+len(mal))/el.Seconds())
 }
