@@ -23,7 +23,7 @@ const (
 )
 
 // configKeys are the keys an smtp source takes besides name and type.
-var configKeys = []string{"listen", "key_header", "job_header", "effect", "relay", "redact_recipients",
+var configKeys = []string{"listen", "key_header", "key_template", "job_header", "effect", "relay", "redact_recipients",
 	"max_message_bytes", "max_pending", "username", "password", "password_file", "password_env"}
 
 // relayKeys are the keys of a relay mapping.
@@ -35,6 +35,7 @@ var relayKeys = []string{"address", "starttls", "ca_file", "username", "password
 //     type: smtp
 //     listen: 127.0.0.1:2525             # default; another interface needs username/password
 //     key_header: X-Idempotency-Key      # default: its value is the effect_key
+//     # key_template: "receipt/{{X-Payment-Id}}"   # instead: a template over headers
 //     job_header: X-Job-Id               # optional: its value is the job_id
 //     effect: email.sent                 # default
 //     redact_recipients: true            # default: recipients are recorded as hashes
@@ -56,6 +57,10 @@ type Config struct {
 	// means DefaultKeyHeader. A message without it is keyed by its
 	// Message-ID (and counted as "no_key").
 	KeyHeader string
+	// KeyTemplate, instead of KeyHeader, renders the effect_key from
+	// headers: "receipt/{{X-Payment-Id}}". A message without one of its
+	// headers is keyed as one without the key header.
+	KeyTemplate string
 	// JobHeader, when set, names the header whose value is the job_id.
 	JobHeader string
 	// Effect is the effect type; "" means DefaultEffect.
@@ -130,6 +135,14 @@ func (c *Config) Validate() error {
 	if err := c.Password.Validate(); err != nil {
 		bad("password", "%v", err)
 	}
+	if c.KeyTemplate != "" {
+		if c.KeyHeader != "" {
+			bad("key_template", "give key_header or key_template, not both")
+		}
+		if _, err := parseKeyTemplate(c.KeyTemplate); err != nil {
+			bad("key_template", "%v", err)
+		}
+	}
 	for key, h := range map[string]string{"key_header": c.KeyHeader, "job_header": c.JobHeader} {
 		if h != "" && !validHeaderName(h) {
 			bad(key, "%q is not a header name", h)
@@ -179,6 +192,7 @@ func decode(m *config.SourceMapping) *Config {
 	}
 	read("listen", m.String("listen", &c.Listen))
 	read("key_header", m.String("key_header", &c.KeyHeader))
+	read("key_template", m.String("key_template", &c.KeyTemplate))
 	read("job_header", m.String("job_header", &c.JobHeader))
 	read("effect", m.String("effect", &c.Effect))
 	redact := true

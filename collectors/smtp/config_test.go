@@ -47,6 +47,9 @@ func TestConfigTestdata(t *testing.T) {
 	if r := c.Sources[2].Settings.(*Config).Relay; r == nil || r.Address != "localhost:25" || r.NoStartTLS {
 		t.Errorf("short relay: %+v", r)
 	}
+	if tm := c.Sources[3].Settings.(*Config); tm.KeyTemplate != "receipt/{{X-Payment-Id}}" {
+		t.Errorf("key_template: %+v", tm)
+	}
 }
 
 func TestConfigErrors(t *testing.T) {

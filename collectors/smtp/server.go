@@ -40,6 +40,7 @@ type receiver struct {
 	logf func(string, ...any)
 
 	password string
+	tmpl     *keyTemplate
 	relay    *relayer
 	lines    atomic.Int64
 
@@ -49,6 +50,13 @@ type receiver struct {
 }
 
 func (r *receiver) Start(ctx context.Context, s *push.Stream) error {
+	if r.cfg.KeyTemplate != "" {
+		t, err := parseKeyTemplate(r.cfg.KeyTemplate)
+		if err != nil {
+			return fmt.Errorf("key_template: %w", err)
+		}
+		r.tmpl = t
+	}
 	if r.cfg.Password.IsSet() {
 		p, err := r.cfg.Password.Resolve()
 		if err != nil {
@@ -237,7 +245,7 @@ func (ss *session) Data(r io.Reader) error {
 		ss.s.Count(push.ResultOf(err))
 		return smtpErrorOf(err)
 	}
-	m := parseMessage(raw, ss.from, ss.rcpts, ss.r.cfg)
+	m := parseMessage(raw, ss.from, ss.rcpts, ss.r.cfg, ss.r.tmpl)
 	relayed := ""
 	if rl := ss.r.relay; rl != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), submitTimeout)
@@ -294,7 +302,7 @@ type message struct {
 	digest                         string // of the raw message, for one without Message-ID
 }
 
-func parseMessage(raw []byte, from string, rcpts []string, cfg Config) message {
+func parseMessage(raw []byte, from string, rcpts []string, cfg Config, tmpl *keyTemplate) message {
 	m := message{from: from, rcpts: slices.Clone(rcpts), size: len(raw)}
 	sum := sha256.Sum256(raw)
 	m.digest = hex.EncodeToString(sum[:16])
@@ -303,7 +311,11 @@ func parseMessage(raw []byte, from string, rcpts []string, cfg Config) message {
 		return m
 	}
 	h := msg.Header
-	m.key = strings.TrimSpace(h.Get(cfg.keyHeader()))
+	if tmpl != nil {
+		m.key, _ = tmpl.render(h)
+	} else {
+		m.key = strings.TrimSpace(h.Get(cfg.keyHeader()))
+	}
 	if cfg.JobHeader != "" {
 		m.jobID = strings.TrimSpace(h.Get(cfg.JobHeader))
 	}

@@ -71,22 +71,22 @@ func TestMessageBecomesAnEffectAnsweredOnlyOnceDurable(t *testing.T) {
 
 func TestIDIsStableForTheSameMessageAndRecipients(t *testing.T) {
 	cfg := Config{}
-	a := parseMessage(receipt("<m-1@x>", "k", ""), "f@x", []string{"A@x", "b@x"}, cfg)
-	b := parseMessage(receipt("<m-1@x>", "k", ""), "f@x", []string{"b@x", "a@x"}, cfg)
-	other := parseMessage(receipt("<m-2@x>", "k", ""), "f@x", []string{"a@x", "b@x"}, cfg)
-	fewer := parseMessage(receipt("<m-1@x>", "k", ""), "f@x", []string{"a@x"}, cfg)
+	a := parseMessage(receipt("<m-1@x>", "k", ""), "f@x", []string{"A@x", "b@x"}, cfg, nil)
+	b := parseMessage(receipt("<m-1@x>", "k", ""), "f@x", []string{"b@x", "a@x"}, cfg, nil)
+	other := parseMessage(receipt("<m-2@x>", "k", ""), "f@x", []string{"a@x", "b@x"}, cfg, nil)
+	fewer := parseMessage(receipt("<m-1@x>", "k", ""), "f@x", []string{"a@x"}, cfg, nil)
 	if a.id() != b.id() {
 		t.Errorf("same message, same recipients in another order: ids %s %s", a.id(), b.id())
 	}
 	if a.id() == other.id() || a.id() == fewer.id() {
 		t.Errorf("another Message-ID or other recipients share the id %s", a.id())
 	}
-	noKey := parseMessage([]byte("Message-ID: <m-3@x>\r\n\r\nhi\r\n"), "f@x", []string{"a@x"}, cfg)
+	noKey := parseMessage([]byte("Message-ID: <m-3@x>\r\n\r\nhi\r\n"), "f@x", []string{"a@x"}, cfg, nil)
 	if noKey.effectKey() != "<m-3@x>" {
 		t.Errorf("no key header: effect_key %q, want the Message-ID", noKey.effectKey())
 	}
-	bare := parseMessage([]byte("hi\r\n"), "f@x", []string{"a@x"}, cfg)
-	if !strings.HasPrefix(bare.effectKey(), "sha256:") || bare.id() != parseMessage([]byte("hi\r\n"), "f@x", []string{"a@x"}, cfg).id() {
+	bare := parseMessage([]byte("hi\r\n"), "f@x", []string{"a@x"}, cfg, nil)
+	if !strings.HasPrefix(bare.effectKey(), "sha256:") || bare.id() != parseMessage([]byte("hi\r\n"), "f@x", []string{"a@x"}, cfg, nil).id() {
 		t.Errorf("no headers: effect_key %q id %q", bare.effectKey(), bare.id())
 	}
 }
@@ -224,5 +224,43 @@ func TestFullAndShutdownAnswer421(t *testing.T) {
 	}
 	if err := <-first; err == nil || !strings.HasPrefix(err.Error(), "421 ") {
 		t.Fatalf("waiting at shutdown: %v, want 421", err)
+	}
+}
+
+func TestKeyTemplate(t *testing.T) {
+	tmpl, err := parseKeyTemplate("receipt/{{X-Payment-Id}}/{{ x-kind }}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := []byte("Message-ID: <k@x>\r\nX-Payment-Id: 123\r\nX-Kind: full\r\n\r\nhi\r\n")
+	if m := parseMessage(raw, "f@x", []string{"a@x"}, Config{KeyTemplate: "…"}, tmpl); m.effectKey() != "receipt/123/full" {
+		t.Errorf("key %q", m.effectKey())
+	}
+	missing := []byte("Message-ID: <k@x>\r\nX-Payment-Id: 123\r\n\r\nhi\r\n")
+	if m := parseMessage(missing, "f@x", []string{"a@x"}, Config{}, tmpl); m.key != "" || m.effectKey() != "<k@x>" {
+		t.Errorf("a header missing: key %q, effect_key %q; want the Message-ID", m.key, m.effectKey())
+	}
+	for tmpl, want := range map[string]string{
+		"receipt/{{X-Id":   `column 9 of "receipt/{{X-Id": {{ without }}`,
+		"receipt/X-Id}}":   `}} without {{`,
+		"receipt/{{a b}}":  `"a b" is not a header name`,
+		"receipt/constant": "has no {{Header-Name}}",
+	} {
+		if _, err := parseKeyTemplate(tmpl); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v, want %q", tmpl, err, want)
+		}
+	}
+	// Through the server.
+	s := sidecarless(t, Config{KeyTemplate: "receipt/{{X-Payment-Id}}/{{X-Kind}}"})
+	got := commitAll(t, s)
+	if err := stdsmtp.SendMail(s.Addr(), nil, "f@x", []string{"a@x"}, raw); err != nil {
+		t.Fatal(err)
+	}
+	if r := <-got; r.Event.EffectKey != "receipt/123/full" {
+		t.Errorf("through the server: key %q", r.Event.EffectKey)
+	}
+	if _, err := load(t, "sources: [{name: s, type: smtp, key_header: K, key_template: '{{A}}'}]"); err == nil ||
+		!strings.Contains(err.Error(), "sources[0].key_template: give key_header or key_template, not both") {
+		t.Errorf("both: %v", err)
 	}
 }
