@@ -27,7 +27,13 @@ const (
 const maxHoles = 1000
 
 // configKeys are the keys a postgres source takes besides name and type.
-var configKeys = []string{"postgres", "table", "query", "cursor", "map", "poll_interval", "batch", "settle"}
+var configKeys = []string{"postgres", "table", "query", "cursor", "map", "poll_interval", "batch", "settle", "start"}
+
+// Where a watch without a checkpoint starts.
+const (
+	StartEarliest = "earliest" // the first row (the default)
+	StartLatest   = "latest"   // after the last row when it starts
+)
 
 // Config is one postgres source of twice.yaml (spec §3.1):
 //
@@ -45,6 +51,7 @@ var configKeys = []string{"postgres", "table", "query", "cursor", "map", "poll_i
 //     poll_interval: 1s
 //     batch: 1000
 //     settle: 5s
+//     start: earliest                 # or latest: a watch without a checkpoint
 type Config struct {
 	// Postgres is the connection URL (postgres:// or postgresql://).
 	Postgres string
@@ -69,6 +76,9 @@ type Config struct {
 	// timestamp is that old, an integer cursor waits that long for ids it
 	// skipped. 0 means DefaultSettle; negative means none.
 	Settle time.Duration
+	// Start is where `twice watch` starts without a checkpoint:
+	// StartEarliest ("" too) or StartLatest.
+	Start string
 }
 
 // lane is the name of the source's one lane: the table, or "query".
@@ -171,6 +181,9 @@ func (c *Config) Validate() error {
 		}
 	}
 	c.compileMap(bad)
+	if c.Start != "" && c.Start != StartEarliest && c.Start != StartLatest {
+		bad("start", "want one of %s, %s, got %q", StartEarliest, StartLatest, c.Start)
+	}
 	if c.Batch < 0 {
 		bad("batch", "must be at least 1, got %d", c.Batch)
 	}
@@ -267,6 +280,7 @@ func decode(m *config.SourceMapping) *Config {
 	}
 	ok("poll_interval", m.Duration("poll_interval", &c.PollInterval))
 	ok("batch", m.Int("batch", &c.Batch, 1))
+	ok("start", m.OneOf("start", &c.Start, StartEarliest, StartLatest))
 	if m.Has("settle") {
 		// 0 turns it off; Duration takes only durations above 0.
 		var v string

@@ -26,7 +26,7 @@ func TestConfigEveryKey(t *testing.T) {
 	}
 	l := c.Sources[0].Settings.(*Config)
 	if l.Table != "public.ledger" || !slices.Equal(l.Cursor, []string{"id"}) || l.PollInterval != 2*time.Second ||
-		l.Batch != 500 || l.Settle != 10*time.Second || l.Map["attempt"] != "1" || len(l.Map) != 6 {
+		l.Batch != 500 || l.Settle != 10*time.Second || l.Start != StartLatest || l.Map["attempt"] != "1" || len(l.Map) != 6 {
 		t.Errorf("ledger: %+v", l)
 	}
 	o := c.Sources[1].Settings.(*Config)
@@ -59,7 +59,8 @@ func TestConfigErrors(t *testing.T) {
 		{ok + "    batch: 0\n", `twice.yaml:8:12: sources[0].batch: must be at least 1, got 0`},
 		{ok + "    settle: soon\n", `twice.yaml:8:13: sources[0].settle: want a Go duration like 90s or 15m, got "soon"`},
 		{ok + "    settle: [1s]\n", `twice.yaml:8:13: sources[0].settle: want a Go duration like 90s or 15m, got a list`},
-		{ok + "    tabel: t\n", `twice.yaml:8:5: sources[0]: unknown key "tabel" (known: name, type, postgres, table, query, cursor, map, poll_interval, batch, settle)`},
+		{ok + "    start: now\n", `twice.yaml:8:12: sources[0].start: want one of earliest, latest, got "now"`},
+		{ok + "    tabel: t\n", `twice.yaml:8:5: sources[0]: unknown key "tabel" (known: name, type, postgres, table, query, cursor, map, poll_interval, batch, settle, start)`},
 	} {
 		_, err := parse(head + tc.body)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -303,6 +303,20 @@ func (r *reader) queryEqual(vals []string) (string, []any) {
 	return "SELECT * FROM " + r.from + " WHERE " + strings.Join(where, " AND "), args
 }
 
+// last returns the cursor of the last row, nil for an empty table.
+func (r *reader) last(ctx context.Context) ([]string, error) {
+	cols := make([]string, len(r.cfg.Cursor))
+	for i, c := range r.cfg.Cursor {
+		cols[i] = pgx.Identifier{c}.Sanitize() + " DESC NULLS LAST"
+	}
+	sql := "SELECT * FROM " + r.from + " ORDER BY " + strings.Join(cols, ", ") + " LIMIT 1"
+	out, err := r.run(ctx, r.pool, sql, nil)
+	if err != nil || len(out) == 0 {
+		return nil, err
+	}
+	return out[0].after, nil
+}
+
 // querier is a pool or a transaction.
 type querier interface {
 	Query(context.Context, string, ...any) (pgx.Rows, error)

@@ -95,6 +95,14 @@ func (s *Stream) Start(ctx context.Context, resume map[string]sources.Position) 
 	if len(pos.Holes) > 0 && s.r.kind != cursorInteger {
 		pos.Holes = nil
 	}
+	if _, resumed := resume[s.lane]; !resumed && s.r.cfg.Start == StartLatest {
+		last, err := s.r.last(ctx)
+		if err != nil {
+			s.r.close()
+			return err
+		}
+		pos.After = last
+	}
 	s.pos, s.next, s.started = pos, time.Time{}, true
 	return nil
 }

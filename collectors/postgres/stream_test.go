@@ -266,3 +266,26 @@ func TestUpdatedAtVersions(t *testing.T) {
 		t.Errorf("position %s", re[2].Position)
 	}
 }
+
+// TestStartLatest: a watch without a checkpoint and start: latest reads
+// only the rows that come after it started; with a checkpoint, the
+// checkpoint wins.
+func TestStartLatest(t *testing.T) {
+	db := newDB(t)
+	db.exec(ledgerDDL)
+	db.exec(`INSERT INTO ledger (created_at, payment_id, job_id, amount) VALUES ('2026-11-24 10:00:00Z', 'p1', 1, 1), ('2026-11-24 10:00:01Z', 'p2', 2, 1)`)
+	cfg := ledgerConfig(db.reader("ledger"))
+	cfg.Start = StartLatest
+	s := startStream(t, cfg, time.Now, "")
+	if got := poll(t, s); len(got) != 0 {
+		t.Fatalf("start latest: %q", summary(got))
+	}
+	db.exec(`INSERT INTO ledger (created_at, payment_id, job_id, amount) VALUES ('2026-11-24 10:00:02Z', 'p3', 3, 1)`)
+	if got := summary(poll(t, s)); !slices.Equal(got, []string{"charge/p3"}) {
+		t.Fatalf("then: %q", got)
+	}
+	resumed := startStream(t, cfg, time.Now, `{"after":["1"]}`)
+	if got := summary(poll(t, resumed)); !slices.Equal(got, []string{"charge/p2", "charge/p3"}) {
+		t.Errorf("from a checkpoint: %q", got)
+	}
+}
