@@ -216,3 +216,35 @@ func findingsIn(t *testing.T, brokers []string, topic string) []string {
 	}
 	return out
 }
+
+// TestWatchKafkaSecurityThatCannotBeReadIsAConfigError: a CA file that is
+// not there, or a password variable that is not set, stops twice watch
+// at its start with exit 2, naming the source or the sink and the key,
+// before anything connects.
+func TestWatchKafkaSecurityThatCannotBeReadIsAConfigError(t *testing.T) {
+	dir := t.TempDir()
+	for _, tt := range []struct{ name, yaml, want string }{
+		{"source ca_file", `sources:
+  - {name: events, type: kafka, brokers: ["127.0.0.1:1"], topics: [t], tls: {ca_file: certs/ca.pem}}
+watch: {listen: "", findings: []}
+`, "source events: tls.ca_file: open " + filepath.Join(dir, "certs/ca.pem")},
+		{"sink password_env", `sources:
+  - {name: events, type: kafka, brokers: ["127.0.0.1:1"], topics: [t]}
+watch:
+  listen: ""
+  findings:
+    - {type: kafka, brokers: ["127.0.0.1:1"], topic: f, sasl: {mechanism: PLAIN, username: u, password_env: TWICE_TEST_UNSET_KAFKA_PASSWORD}}
+`, "watch.findings (kafka topic f): sasl: environment variable TWICE_TEST_UNSET_KAFKA_PASSWORD (the password) is empty or not set"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := filepath.Join(dir, "twice.yaml")
+			if err := os.WriteFile(cfg, []byte(tt.yaml), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, stderr, code := runCLI(t, "watch", "-c", cfg, "--state-dir", filepath.Join(dir, "state"))
+			if code != exitUsage || !strings.Contains(stderr, tt.want) {
+				t.Errorf("exit %d, stderr %q; want %d with %q", code, stderr, exitUsage, tt.want)
+			}
+		})
+	}
+}
