@@ -178,11 +178,12 @@ while True:
         break'
 }
 
-# kafka_need_tools: Java 17+ and Maven, from Debian's packages if missing.
+# kafka_need_tools: Java 17+, Maven and openssl, from Debian's packages if missing.
 kafka_need_tools() {
 	local missing=() major
 	command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
 	command -v mvn >/dev/null || missing+=(maven)
+	command -v openssl >/dev/null || missing+=(openssl) # the test certificates (kafka/security.sh)
 	if [ ${#missing[@]} -gt 0 ]; then
 		if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
 			svc_log "kafka needs Java 17+ and Maven; install: ${missing[*]}"
