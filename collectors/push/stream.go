@@ -121,28 +121,39 @@ func (s *Stream) Replayable() bool { return false }
 // Shutdown it fails.
 func (s *Stream) Start(ctx context.Context, resume map[string]sources.Position) error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.closed {
+		s.mu.Unlock()
 		return fmt.Errorf("source %s: shut down", s.name)
 	}
 	if s.started {
+		s.mu.Unlock()
 		return nil
 	}
 	var base int64
 	if p, ok := resume[s.lane]; ok {
 		n, err := p.Int()
 		if err != nil || n < 0 {
+			s.mu.Unlock()
 			return fmt.Errorf("source %s: resume position %q of lane %s is not a record sequence number", s.name, string(p), s.lane)
 		}
 		base = n
 	}
 	s.next, s.committed = base, base
-	// The receiver may Submit from its handlers as soon as it serves;
-	// Submit waits for mu, taken here until started is set.
+	s.mu.Unlock()
+	// Not under mu: the receiver may call the stream. Until started is
+	// set, a Submit from a handler fails with ErrClosed (retryable).
 	if err := s.rcv.Start(ctx, s); err != nil {
 		return fmt.Errorf("source %s: %w", s.name, err)
 	}
+	s.mu.Lock()
+	if s.closed {
+		// Shut down while the receiver started: it is ours to stop.
+		s.mu.Unlock()
+		_ = s.rcv.Shutdown(ctx)
+		return fmt.Errorf("source %s: shut down", s.name)
+	}
 	s.started = true
+	s.mu.Unlock()
 	return nil
 }
 
