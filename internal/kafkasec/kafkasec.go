@@ -96,10 +96,10 @@ func tlsConfig(t *config.KafkaTLS) (*tls.Config, error) {
 }
 
 func mechanism(s *config.KafkaSASL) (sasl.Mechanism, error) {
-	var make func(user, pw string) (sasl.Mechanism, error)
+	var newMech func(user, pw string) (sasl.Mechanism, error)
 	switch s.Mechanism {
 	case config.SASLPlain:
-		make = func(user, pw string) (sasl.Mechanism, error) {
+		newMech = func(user, pw string) (sasl.Mechanism, error) {
 			return plain.Mechanism{Username: user, Password: pw}, nil
 		}
 	case config.SASLScramSHA256, config.SASLScramSHA512:
@@ -107,7 +107,7 @@ func mechanism(s *config.KafkaSASL) (sasl.Mechanism, error) {
 		if s.Mechanism == config.SASLScramSHA512 {
 			algo = scram.SHA512
 		}
-		make = func(user, pw string) (sasl.Mechanism, error) {
+		newMech = func(user, pw string) (sasl.Mechanism, error) {
 			m, err := scram.Mechanism(algo, user, pw)
 			if err != nil {
 				// xdg-go/scram's errors (SASLprep of the name or
@@ -122,7 +122,7 @@ func mechanism(s *config.KafkaSASL) (sasl.Mechanism, error) {
 	if _, err := s.Password.Resolve(); err != nil {
 		return nil, fmt.Errorf("sasl: %w", err)
 	}
-	return &secretMechanism{name: s.Mechanism, user: s.Username, password: s.Password, make: make}, nil
+	return &secretMechanism{name: s.Mechanism, user: s.Username, password: s.Password, newMech: newMech}, nil
 }
 
 // secretMechanism reads the password at each authentication and hands
@@ -131,7 +131,7 @@ type secretMechanism struct {
 	name     string
 	user     string
 	password config.Secret
-	make     func(user, pw string) (sasl.Mechanism, error)
+	newMech  func(user, pw string) (sasl.Mechanism, error)
 }
 
 func (m *secretMechanism) Name() string { return m.name }
@@ -141,7 +141,7 @@ func (m *secretMechanism) Start(ctx context.Context) (sasl.StateMachine, []byte,
 	if err != nil {
 		return nil, nil, fmt.Errorf("sasl: %w", err)
 	}
-	mech, err := m.make(m.user, pw)
+	mech, err := m.newMech(m.user, pw)
 	if err != nil {
 		return nil, nil, err
 	}
