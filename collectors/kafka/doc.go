@@ -1,7 +1,7 @@
 // Package kafka reads normalized events from Kafka topics: the collector
-// behind a twice.yaml source of type kafka. It is the only package of
-// twice that imports a Kafka client (segmentio/kafka-go); everything it
-// exports speaks in its own types (Message, TopicPartition, Record) or in
+// behind a twice.yaml source of type kafka. With the findings sink and
+// internal/kafkasec it is the only code of twice that imports a Kafka
+// client (segmentio/kafka-go); everything it exports speaks in its own types (Message, TopicPartition, Record) or in
 // twicetype's.
 //
 // # Mapping
@@ -63,4 +63,15 @@
 // NewRangeCollectors, for `twice audit`, reads each partition from a start
 // up to its end offset as of Start, as one collectors.Collector per
 // partition; the engine merges them by ts.
+//
+// # Security
+//
+// A source's tls and sasl are loaded by internal/kafkasec (shared with the
+// kafka findings sink) when the factory builds the stream or the
+// collectors, so that a certificate or password that cannot be read is a
+// configuration error at start. Every connection — metadata, offsets and
+// commits through a kafka-go Client, and each partition's fetch
+// connection through a Dialer — uses them. A refused login is an error
+// like a broker that is down: the watch retries it with backoff and
+// /readyz names it.
 package kafka
