@@ -2,11 +2,14 @@ package ingest
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 
 	"github.com/twicehq/twice/collectors/push"
@@ -128,10 +131,15 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusRequestEntityTooLarge, Response{Error: tooLarge(h.maxBody)})
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.maxBody))
+	body, err := h.readBody(w, r)
 	if err != nil {
 		var mb *http.MaxBytesError
-		if errors.As(err, &mb) {
+		if errors.Is(err, errUnsupportedEncoding) {
+			h.s.Count("bad_encoding")
+			writeJSON(w, http.StatusUnsupportedMediaType, Response{Error: err.Error()})
+			return
+		}
+		if errors.As(err, &mb) || errors.Is(err, errTooLarge) {
 			h.s.Count("too_large")
 			writeJSON(w, http.StatusRequestEntityTooLarge, Response{Error: tooLarge(h.maxBody)})
 			return
@@ -166,6 +174,36 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	h.s.Count("accepted")
 	writeJSON(w, http.StatusOK, resp)
+}
+
+var (
+	errUnsupportedEncoding = errors.New("Content-Encoding must be gzip or none")
+	errTooLarge            = errors.New("body too large")
+)
+
+// readBody reads the body, at most maxBody bytes as sent and, for a
+// gzip body, at most maxBody bytes once decompressed.
+func (h *handler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	body := http.MaxBytesReader(w, r.Body, h.maxBody)
+	switch enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding"))); enc {
+	case "", "identity":
+		return io.ReadAll(body)
+	case "gzip", "x-gzip":
+		zr, err := gzip.NewReader(body)
+		if err != nil {
+			return nil, fmt.Errorf("gzip: %w", err)
+		}
+		b, err := io.ReadAll(io.LimitReader(zr, h.maxBody+1))
+		if err != nil {
+			return nil, fmt.Errorf("gzip: %w", err)
+		}
+		if int64(len(b)) > h.maxBody {
+			return nil, errTooLarge
+		}
+		return b, nil
+	default:
+		return nil, errUnsupportedEncoding
+	}
 }
 
 func tooLarge(max int64) string {

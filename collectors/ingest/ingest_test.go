@@ -1,6 +1,8 @@
 package ingest
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"io"
@@ -324,4 +326,46 @@ func TestIngestHoldsTheAnswerUntilCommitAndPushesBack(t *testing.T) {
 	if a := <-waiting; a.code != http.StatusServiceUnavailable || a.retry != "1" {
 		t.Fatalf("at shutdown: %+v, want 503 with Retry-After", a)
 	}
+}
+
+func TestIngestGzipBody(t *testing.T) {
+	b := startWatch(t, Config{MaxBodyBytes: 2048})
+	send := func(body []byte, enc string) (int, Response) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, b.url, bytes.NewReader(body))
+		req.Header.Set("Content-Encoding", enc)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var r Response
+		_ = json.NewDecoder(resp.Body).Decode(&r)
+		return resp.StatusCode, r
+	}
+	if code, r := send(gzipped(jobEvents), "gzip"); code != http.StatusOK || r.Accepted != 3 {
+		t.Fatalf("gzip: %d %+v", code, r)
+	}
+	// Small on the wire, too large once decompressed.
+	bomb := gzipped(strings.Repeat(" ", 4096) + jobEvents)
+	if code, r := send(bomb, "gzip"); code != http.StatusRequestEntityTooLarge {
+		t.Fatalf("gzip bomb (%d bytes sent): %d %+v", len(bomb), code, r)
+	}
+	if code, _ := send([]byte(jobEvents), "br"); code != http.StatusUnsupportedMediaType {
+		t.Fatalf("br: %d", code)
+	}
+	if code, _ := send([]byte("not gzip"), "gzip"); code != http.StatusBadRequest {
+		t.Fatalf("bad gzip: %d", code)
+	}
+	if s := b.summary(t); s["events"] != 3 {
+		t.Fatalf("summary %v", s)
+	}
+}
+
+func gzipped(s string) []byte {
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	zw.Write([]byte(s))
+	zw.Close()
+	return buf.Bytes()
 }
