@@ -97,6 +97,15 @@ type KafkaSource struct {
 	// Map holds, for FormatMap, one expression per event field, in file
 	// order; empty for FormatTwice.
 	Map []MapField
+	// Outputs holds, for FormatMap with map written as a list, its
+	// mappings: a message makes one event per mapping whose When holds
+	// (fan-out). Map is then empty.
+	Outputs []MapOutput
+	// Skip, for FormatMap, is a condition over the message: a message for
+	// which it holds is skipped (counted, not malformed).
+	Skip *mapexpr.Program
+	// Debezium says, for FormatDebezium, how change events become events.
+	Debezium *KafkaDebezium
 	// Start is where a consumer with no checkpoint and no committed group
 	// offset starts: StartEarliest (default), StartLatest or StartTime, in
 	// which case StartTime is the time.
@@ -291,7 +300,7 @@ var redactFields = []string{"id", "job_id", "key", "effect_key", "entity", "queu
 var sourceTypes = []string{SourceFile, SourceKafka}
 
 var (
-	formats    = []string{FormatTwice, FormatMap}
+	formats    = []string{FormatTwice, FormatMap, FormatDebezium}
 	sinkTypes  = []string{SinkStdout, SinkFile, SinkKafka}
 	topicName  = regexp.MustCompile(`^[a-zA-Z0-9._-]{1,249}$`)
 	startWords = []string{StartEarliest, StartLatest}
@@ -516,7 +525,12 @@ func (k *KafkaSource) validate() []*Error {
 		if len(k.Map) > 0 {
 			add("map", "%s", msgMapNeedsFormat)
 		}
+	case FormatDebezium:
+		errs = append(errs, k.Debezium.validate()...)
 	case FormatMap:
+		if len(k.Outputs) > 0 {
+			break
+		}
 		fields := map[string]bool{}
 		for _, f := range k.Map {
 			switch {

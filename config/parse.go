@@ -27,7 +27,7 @@ import (
 var (
 	rootKeys        = []string{"sources", "expect", "detectors", "redact", "engine", "watch"}
 	sourceKeys      = []string{"name", "type", "path", "paths"}
-	kafkaSourceKeys = []string{"name", "type", "brokers", "topics", "group", "format", "map", "start", "dead_letter", "tls", "sasl"}
+	kafkaSourceKeys = []string{"name", "type", "brokers", "topics", "group", "format", "map", "skip", "debezium", "start", "dead_letter", "tls", "sasl"}
 	ruleKeys        = []string{"job_type", "effect", "effect_key", "within", "count"}
 	engineKeys      = []string{"lateness", "reorder_buffer", "horizon"}
 	watchKeys       = []string{"state_dir", "listen", "checkpoint_interval", "snapshot_interval", "idle_timeout", "idle_advance", "findings", "store", "limits", "dead_letter_max_bytes"}
@@ -716,7 +716,7 @@ func (p *parser) kafkaSource(item *yaml.Node, es []entry, path string, s Source)
 	s.Kafka = k
 	ok = true
 	have := map[string]bool{}
-	var mapNode, formatNode *yaml.Node
+	var mapNode, formatNode, skipNode, debeziumNode *yaml.Node
 	for _, e := range p.known(es, path, kafkaSourceKeys) {
 		epath := join(path, e.name)
 		have[e.name] = true
@@ -739,7 +739,17 @@ func (p *parser) kafkaSource(item *yaml.Node, es []entry, path string, s Source)
 			}
 		case "map":
 			mapNode = e.key
-			k.Map, good = p.mapFields(e.val, epath)
+			if resolve(e.val).Kind == yaml.SequenceNode {
+				k.Outputs, good = p.mapOutputs(e.val, epath)
+			} else {
+				k.Map, good = p.mapFields(e.val, epath)
+			}
+		case "skip":
+			skipNode = e.key
+			k.Skip, good = p.expression(e.val, epath, mapexpr.Compile)
+		case "debezium":
+			debeziumNode = e.key
+			k.Debezium, good = p.debezium(e.val, epath)
 		case "start":
 			good = p.start(e.val, epath, k)
 		case "dead_letter":
@@ -766,6 +776,19 @@ func (p *parser) kafkaSource(item *yaml.Node, es []entry, path string, s Source)
 	case k.Format == FormatMap && mapNode == nil:
 		p.errorf(formatNode, path+".format", "format map needs a map")
 		ok = false
+	case k.Format != FormatMap && skipNode != nil:
+		p.errorf(skipNode, path+".skip", "skip needs format: map (format: debezium takes debezium.when)")
+		ok = false
+	case k.Format != FormatDebezium && debeziumNode != nil:
+		p.errorf(debeziumNode, path+".debezium", "debezium needs format: debezium")
+		ok = false
+	case k.Format == FormatDebezium && mapNode != nil:
+		p.errorf(mapNode, path+".map", "format debezium takes a debezium block, not a map")
+		ok = false
+	case k.Format == FormatDebezium && debeziumNode == nil:
+		p.errorf(formatNode, path+".format", "format debezium needs a debezium block (effect, effect_key, entity, state…)")
+		ok = false
+	case k.Format == FormatMap && k.Outputs != nil:
 	case k.Format == FormatMap:
 		set := map[string]bool{}
 		for _, f := range k.Map {

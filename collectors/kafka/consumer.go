@@ -24,6 +24,12 @@ type Record struct {
 	Offset    int64
 	Event     twicetype.Event
 	Malformed *twicetype.Malformed
+	// Skipped is set for a message that maps to no event; Event is then
+	// not valid either.
+	Skipped bool
+	// Part is k > 0 for the k-th of several events of one message, before
+	// its last (fanout.go); 0 for the last, or only, record of a message.
+	Part int
 }
 
 // ConsumerOptions tune a Consumer; zero values mean the defaults.
@@ -249,17 +255,27 @@ func (c *Consumer) run(ctx context.Context, r *PartitionReader, m *Mapper) {
 	for ctx.Err() == nil {
 		msgs, err := r.Fetch(ctx, c.opts.FetchMax, c.opts.FetchWait)
 		if len(msgs) > 0 {
-			recs := make([]Record, len(msgs))
+			recs := make([]Record, 0, len(msgs))
+			var evs []twicetype.Event
 			for i := range msgs {
-				rec := &recs[i]
-				rec.TP, rec.Offset = r.tp, msgs[i].Offset
-				if merr := m.Map(&msgs[i], &rec.Event); merr != nil {
+				var merr error
+				evs, merr = m.MapAll(&msgs[i], evs[:0])
+				switch {
+				case merr != nil:
 					var mal twicetype.Malformed
 					if !errors.As(merr, &mal) {
 						mal = twicetype.Malformed{Source: m.Label(r.tp), Line: msgs[i].Offset, Reason: merr.Error()}
 					}
-					rec.Malformed = &mal
-					rec.Event = twicetype.Event{}
+					recs = append(recs, Record{TP: r.tp, Offset: msgs[i].Offset, Malformed: &mal})
+				case len(evs) == 0:
+					recs = append(recs, Record{TP: r.tp, Offset: msgs[i].Offset, Skipped: true})
+				}
+				for j := range evs {
+					rec := Record{TP: r.tp, Offset: msgs[i].Offset, Event: evs[j]}
+					if j < len(evs)-1 {
+						rec.Part = j + 1
+					}
+					recs = append(recs, rec)
 				}
 			}
 			select {

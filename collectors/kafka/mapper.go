@@ -36,6 +36,15 @@ type Mapper struct {
 	stats   *Stats
 	dl      *DeadLetter
 
+	// outputs, for a map written as a list and for format debezium,
+	// make the events of one message (fan-out); skip, for format map,
+	// skips a message.
+	outputs []output
+	skip    *mapexpr.Program
+	dbz     *debeziumMapper
+	evs     []twicetype.Event
+	runner  mapping.Runner
+
 	parser  jsonl.Parser
 	jp      fastjson.Parser
 	env     mapexpr.Env
@@ -62,11 +71,26 @@ func NewMapper(src config.Source, opts MapperOptions) (*Mapper, error) {
 		for _, f := range src.Kafka.Map {
 			fields = append(fields, mapping.Field{Name: f.Field, Prog: f.Expr})
 		}
+		m.skip = src.Kafka.Skip
+		if len(src.Kafka.Outputs) > 0 {
+			outs, err := listOutputs(src.Kafka.Outputs)
+			if err != nil {
+				return nil, fmt.Errorf("source %q: %w", src.Name, err)
+			}
+			m.outputs = outs
+			break
+		}
 		b, err := mapping.NewBuilder(fields)
 		if err != nil {
 			return nil, fmt.Errorf("source %q: %w", src.Name, err)
 		}
 		m.builder = b
+	case config.FormatDebezium:
+		d, err := newDebeziumMapper(src.Kafka.Debezium)
+		if err != nil {
+			return nil, fmt.Errorf("source %q: %w", src.Name, err)
+		}
+		m.dbz, m.outputs = d, d.outputs
 	default:
 		return nil, fmt.Errorf("source %q: unknown format %q", src.Name, m.format)
 	}
@@ -85,10 +109,28 @@ func (m *Mapper) Label(tp TopicPartition) string {
 	return m.lastLabel
 }
 
-// Map fills *ev from msg. When msg does not map, it returns a
-// twicetype.Malformed (as the error) after counting it and writing it to
-// the dead-letter file; *ev is then unspecified.
+// Map fills *ev from msg: the first event msg maps to. When msg does not
+// map, it returns a twicetype.Malformed (as the error) after counting it
+// and writing it to the dead-letter file; when it is skipped, ErrSkipped;
+// *ev is then unspecified. MapAll returns every event of a message.
 func (m *Mapper) Map(msg *Message, ev *twicetype.Event) error {
+	if m.outputs != nil || m.skip != nil {
+		evs, err := m.MapAll(msg, m.evs[:0])
+		m.evs = evs[:0]
+		if err != nil {
+			return err
+		}
+		if len(evs) == 0 {
+			return ErrSkipped
+		}
+		*ev = evs[0]
+		return nil
+	}
+	return m.mapOne(msg, ev)
+}
+
+// mapOne maps msg to its one event (format twice, or one map).
+func (m *Mapper) mapOne(msg *Message, ev *twicetype.Event) error {
 	ev.Source, ev.Line = m.Label(msg.TP()), msg.Offset
 	var err error
 	if m.format == config.FormatTwice {
@@ -134,6 +176,16 @@ func (m *Mapper) malformed(msg *Message, source, reason string) error {
 // mapValue runs the map's expressions on msg and parses the object they
 // make.
 func (m *Mapper) mapValue(msg *Message, ev *twicetype.Event) error {
+	if err := m.fillEnv(msg); err != nil {
+		return err
+	}
+	err := m.builder.Build(&m.env, ev)
+	m.env.Value, m.env.Headers = nil, nil
+	return err
+}
+
+// fillEnv sets what the map's expressions see of msg.
+func (m *Mapper) fillEnv(msg *Message) error {
 	env := &m.env
 	env.Value = nil
 	if len(msg.Value) > 0 {
@@ -158,8 +210,5 @@ func (m *Mapper) mapValue(msg *Message, ev *twicetype.Event) error {
 		env.TimestampMs = msg.Time.UnixMilli()
 	}
 	env.Topic, env.Partition, env.Offset = msg.Topic, msg.Partition, msg.Offset
-
-	err := m.builder.Build(env, ev)
-	env.Value, env.Headers = nil, nil
-	return err
+	return nil
 }

@@ -136,10 +136,8 @@ func (c *rangeCollector) Next(ctx context.Context) (*collectors.Batch, error) {
 			if msgs[i].Offset >= c.end {
 				break
 			}
-			b.Events = append(b.Events, twicetype.Event{})
-			ev := &b.Events[len(b.Events)-1]
-			if merr := c.mapper.Map(&msgs[i], ev); merr != nil {
-				b.Events = b.Events[:len(b.Events)-1]
+			var merr error
+			if b.Events, merr = c.mapper.MapAll(&msgs[i], b.Events); merr != nil {
 				var mal twicetype.Malformed
 				if !errors.As(merr, &mal) {
 					mal = twicetype.Malformed{Source: c.mapper.Label(c.tp), Line: msgs[i].Offset, Reason: merr.Error()}

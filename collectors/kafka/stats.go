@@ -37,6 +37,9 @@ type Counts struct {
 	DeadLetterDropped int64
 	// DeadLetterError is the last error writing the dead-letter file.
 	DeadLetterError string
+	// Skipped counts messages that map to no event (skip, when; for
+	// format debezium tombstones, transaction markers, heartbeats).
+	Skipped int64
 }
 
 // NewStats returns zeroed counters.
@@ -59,6 +62,12 @@ func (s *Stats) addMalformed(reason string) {
 		reason = OtherReasons
 	}
 	s.c.ByReason[reason]++
+}
+
+func (s *Stats) addSkipped() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.c.Skipped++
 }
 
 func (s *Stats) addDeadLetter(written bool, err error) {

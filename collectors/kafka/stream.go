@@ -67,7 +67,7 @@ func (s *Stream) Start(ctx context.Context, resume map[string]sources.Position) 
 		if !ok {
 			continue
 		}
-		off, err := pos.Int()
+		off, _, err := parsePosition(pos)
 		if err != nil {
 			return fmt.Errorf("%s: lane %s: %w", s.name, lane, err)
 		}
@@ -104,19 +104,20 @@ func (s *Stream) Poll(ctx context.Context, wait time.Duration) ([]sources.Record
 	out := make([]sources.Record, len(recs))
 	for i := range recs {
 		r := &recs[i]
-		out[i] = sources.Record{Lane: laneOf(r.TP), Position: sources.IntPosition(r.Offset + 1), Malformed: r.Malformed}
-		if r.Malformed == nil {
+		out[i] = sources.Record{Lane: laneOf(r.TP), Position: recordPosition(r.Offset, r.Part), Malformed: r.Malformed}
+		if r.Malformed == nil && !r.Skipped {
 			out[i].Event = &r.Event
 		}
 	}
 	return out, nil
 }
 
-// Before compares two offsets.
+// Before compares two positions: offsets, or an offset and the events
+// of its message taken (fanout.go).
 func (s *Stream) Before(_ string, a, b sources.Position) bool {
-	x, errA := a.Int()
-	y, errB := b.Int()
-	return errA == nil && errB == nil && x < y
+	x, xp, errA := parsePosition(a)
+	y, yp, errB := parsePosition(b)
+	return errA == nil && errB == nil && (x < y || x == y && xp < yp)
 }
 
 // Lag returns, per partition, the messages after the last one read.
@@ -141,7 +142,7 @@ func (s *Stream) Commit(ctx context.Context, done map[string]sources.Position) e
 		if !ok {
 			continue
 		}
-		off, err := pos.Int()
+		off, _, err := parsePosition(pos)
 		if err != nil {
 			s.mu.Unlock()
 			return fmt.Errorf("lane %s: %w", lane, err)
