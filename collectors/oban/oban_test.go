@@ -343,9 +343,12 @@ func TestAudit(t *testing.T) {
 	e.fetch(crash)
 	e.effect("charge.created", "charge/pay-crash", crash)
 	e.complete(crash)
+	pruned := e.insert("MyApp.Mail", "default", `{}`, 1)
 	dead := e.insert("MyApp.Sync", "inventory", `{"sku": 1}`, 1)
 	e.fetch(dead)
 	e.discard(dead, "unavailable")
+	// The Pruner deleted a finished job before twice read it.
+	e.exec(`DELETE FROM oban_jobs WHERE id = $1`, pruned)
 	ok := e.insert("MyApp.Charge", "payments", `{"payment_id": "pay-ok"}`, 3)
 	e.fetch(ok)
 	e.effect("charge.created", "charge/pay-ok", ok)
@@ -379,6 +382,9 @@ expect:
 	}
 	if sum.Malformed != 0 || sum.Repeated != 0 {
 		t.Errorf("summary %+v", sum)
+	}
+	if len(sum.Warnings) != 1 || !strings.Contains(sum.Warnings[0], "(public.oban_jobs) lost 1 events") || !strings.Contains(sum.Warnings[0], pgjobs.ReasonIDsSkipped) {
+		t.Errorf("warnings %q, want one: 1 row lost (%s)", sum.Warnings, pgjobs.ReasonIDsSkipped)
 	}
 }
 

@@ -50,10 +50,7 @@ type Summary struct {
 	Events    int64 `json:"events"`
 	Repeated  int64 `json:"repeated_ids"`
 	Malformed int64 `json:"malformed"`
-	Warnings  []struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-	} `json:"warnings"`
+	Warnings  []string `json:"warnings"`
 }
 
 // Audit runs `twice audit -c cfg --format json` and returns its findings
