@@ -10,6 +10,7 @@ import (
 	"github.com/twicehq/twice/collectors/ingest"
 	"github.com/twicehq/twice/collectors/kafka"
 	"github.com/twicehq/twice/collectors/oban"
+	"github.com/twicehq/twice/collectors/otlp"
 	"github.com/twicehq/twice/collectors/postgres"
 	"github.com/twicehq/twice/collectors/river"
 	"github.com/twicehq/twice/collectors/sidekiq"
@@ -32,6 +33,7 @@ func Registry() *sources.Registry {
 		ingest.Factory{},
 		smtp.Factory{},
 		webhook.Factory{},
+		otlp.Factory{},
 		emailevents.Factory{Provider: emailevents.SendGrid},
 		emailevents.Factory{Provider: emailevents.Postmark},
 		emailevents.Factory{Provider: emailevents.SES},
