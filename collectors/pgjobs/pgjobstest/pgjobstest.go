@@ -47,9 +47,9 @@ func Pairs(fs []watchtest.Finding) []string {
 
 // Summary is what tests read of a JSON report's summary.
 type Summary struct {
-	Events    int64 `json:"events"`
-	Repeated  int64 `json:"repeated_ids"`
-	Malformed int64 `json:"malformed"`
+	Events    int64    `json:"events"`
+	Repeated  int64    `json:"repeated_ids"`
+	Malformed int64    `json:"malformed"`
 	Warnings  []string `json:"warnings"`
 }
 
