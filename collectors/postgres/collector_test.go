@@ -106,6 +106,26 @@ func TestQueryErrors(t *testing.T) {
 		}
 		_ = s.Shutdown(context.Background())
 	}
+
+	// SELECT on a table of a schema the role may not use.
+	db.exec(`CREATE SCHEMA app; CREATE TABLE app.x (id int)`)
+	s, err := NewStream("src", Config{Postgres: db.reader("app.x"), Table: "app.x", Cursor: []string{"id"},
+		Map: map[string]string{"ts": "row.at", "kind": `"effect"`}}, StreamOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Shutdown(context.Background())
+	if err := s.Start(context.Background(), nil); err == nil || !strings.Contains(err.Error(), "GRANT USAGE ON SCHEMA") {
+		t.Errorf("without USAGE on the schema: %v", err)
+	}
+	// A query over a table the role may not read.
+	db.exec(`CREATE TABLE secret (id int)`)
+	q, _ := NewStream("src", Config{Postgres: url, Query: "SELECT t.id FROM t JOIN secret USING (id)", Cursor: []string{"id"},
+		Map: map[string]string{"ts": "row.at", "kind": `"effect"`}}, StreamOptions{})
+	defer q.Shutdown(context.Background())
+	if err := q.Start(context.Background(), nil); err == nil || !strings.Contains(err.Error(), "twice needs SELECT on every table the query reads") {
+		t.Errorf("a query over a table without SELECT: %v", err)
+	}
 }
 
 // TestCursorTies: with a cursor that is not unique, a batch never ends

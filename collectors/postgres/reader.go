@@ -166,7 +166,9 @@ func (r *reader) connect(ctx context.Context) error {
 	}
 	r.queries++
 	rows, err := pool.Query(ctx, "SELECT * FROM "+r.from+" LIMIT 0", textFormat)
+	var fds []pgconn.FieldDescription
 	if err == nil {
+		fds = slices.Clone(rows.FieldDescriptions())
 		rows.Close()
 		err = rows.Err()
 	}
@@ -174,7 +176,7 @@ func (r *reader) connect(ctx context.Context) error {
 		pool.Close()
 		return r.queryError(err)
 	}
-	cols, err := describe(rows.FieldDescriptions(), r.cfg.Cursor)
+	cols, err := describe(fds, r.cfg.Cursor)
 	if err != nil {
 		pool.Close()
 		return fmt.Errorf("reading %s: %w", r.cfg.lane(), err)
@@ -187,8 +189,15 @@ func (r *reader) connect(ctx context.Context) error {
 // permission error, the GRANT it lacks.
 func (r *reader) queryError(err error) error {
 	var pe *pgconn.PgError
-	if errors.As(err, &pe) && pe.Code == "42501" && r.cfg.Table != "" {
-		return fmt.Errorf("reading %s: %w (twice needs: GRANT SELECT ON %s TO <twice's role>)", r.cfg.Table, err, r.from)
+	if errors.As(err, &pe) && pe.Code == "42501" {
+		switch {
+		case strings.Contains(pe.Message, "schema"):
+			return fmt.Errorf("reading %s: %w (twice needs: GRANT USAGE ON SCHEMA … TO <twice's role>, and SELECT on what it reads)", r.cfg.lane(), err)
+		case r.cfg.Table != "":
+			return fmt.Errorf("reading %s: %w (twice needs: GRANT SELECT ON %s TO <twice's role>)", r.cfg.Table, err, r.from)
+		default:
+			return fmt.Errorf("reading query: %w (twice needs SELECT on every table the query reads)", err)
+		}
 	}
 	return fmt.Errorf("reading %s: %w", r.cfg.lane(), err)
 }
