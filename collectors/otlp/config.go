@@ -141,7 +141,7 @@ func (c *Config) Validate() error {
 			bad(key, "%q is reachable beyond this machine: set token (or token_file, token_env), or listen on 127.0.0.1", a)
 		}
 	}
-	if c.GRPCListen != "" && c.GRPCListen == c.listen() {
+	if _, port, _ := net.SplitHostPort(c.GRPCListen); c.GRPCListen == c.listen() && port != "0" {
 		bad("grpc_listen", "is the same address as listen (%q)", c.GRPCListen)
 	}
 	if err := c.Token.Validate(); err != nil {
