@@ -36,6 +36,10 @@ type jobState struct {
 	Final string `json:"fin,omitempty"`
 	// FinalAt is its time, Unix ns.
 	FinalAt int64 `json:"fin_at,omitempty"`
+	// Pending is set while the first job.enqueued is not emitted: the job
+	// was inserted for later. Due is when it is due, Unix ns.
+	Pending bool  `json:"p,omitempty"`
+	Due     int64 `json:"due,omitempty"`
 }
 
 // spec is one event about to be built.
@@ -238,7 +242,25 @@ func (t *tracker) judge(r *Row, now int64) []spec {
 		return nil // a finished job read again: nothing new
 	case js == nil:
 		js = &jobState{}
-		add(spec{id: id("enqueued", -1, 0), ts: r.CreatedAt.UnixNano(), kind: twicetype.JobEnqueued})
+		if r.Attempt == 0 {
+			// Enqueued when it is due: a job inserted for later is
+			// scheduled, not waiting, until then (as a push to Sidekiq's
+			// schedule set is not an enqueue).
+			js.Due = max(r.CreatedAt.UnixNano(), r.ScheduledAt.UnixNano())
+		} else {
+			js.Due = r.CreatedAt.UnixNano()
+		}
+		js.Pending = true
+	}
+	if js.Pending {
+		if r.State == StateScheduled && r.Attempt == 0 && js.Due > now {
+			// Not due yet: followed, nothing to say.
+			js.Sig = r.sig()
+			t.jobs[r.ID] = js
+			return out
+		}
+		add(spec{id: id("enqueued", -1, 0), ts: min(js.Due, now), kind: twicetype.JobEnqueued})
+		js.Pending, js.Due = false, 0
 	}
 	final := finalTag(r)
 	if js.Final != "" && final != js.Final {

@@ -111,3 +111,21 @@ func TestTrackerIDGaps(t *testing.T) {
 		t.Fatalf("after gap_timeout: gaps %+v cursor %d, want id 8 lost", gaps, tr.cursor)
 	}
 }
+
+// A job inserted for later is enqueued when it is due, not when it was
+// inserted: no event while it waits for its time.
+func TestTrackerScheduled(t *testing.T) {
+	tr := newTestTracker(t, testDialect, time.Minute)
+	row := Row{ID: 1, State: StateScheduled, RawState: "scheduled", CreatedAt: at(0), ScheduledAt: at(60_000)}
+	if specs, _ := tr.observe(at(10).UnixNano(), []Row{row}, nil, nil); len(specs) != 0 {
+		t.Fatalf("scheduled for later: %q", names(specs))
+	}
+	if read, _ := tr.changed([]Row{row}); len(read) != 0 {
+		t.Fatalf("unchanged, read again: %v", read)
+	}
+	row.State, row.RawState = StateAvailable, "available"
+	specs, _ := tr.observe(at(60_100).UnixNano(), nil, []Row{row}, nil)
+	if got := names(specs); !slices.Equal(got, []string{"t:1:enqueued@60000"}) {
+		t.Errorf("due: %q", got)
+	}
+}
