@@ -22,7 +22,7 @@ const (
 )
 
 // configKeys are the keys an ingest source takes besides name and type.
-var configKeys = []string{"listen", "token", "token_file", "token_env", "max_body_bytes", "max_pending"}
+var configKeys = []string{"listen", "token", "token_file", "token_env", "max_body_bytes", "max_pending", "tls"}
 
 // Config is one ingest source of twice.yaml (spec §3.1):
 //
@@ -44,6 +44,8 @@ type Config struct {
 	// MaxPending caps the events received and not yet durable; 0 means
 	// DefaultMaxPending.
 	MaxPending int
+	// TLS, when set, makes the server serve HTTPS.
+	TLS *push.TLSFiles
 }
 
 func (c *Config) listen() string {
@@ -91,6 +93,7 @@ func decode(m *config.SourceMapping) *Config {
 	c.Token = push.DecodeSecret(m, "token")
 	read("max_body_bytes", m.Int("max_body_bytes", &c.MaxBodyBytes, 1))
 	read("max_pending", m.Int("max_pending", &c.MaxPending, 1))
+	c.TLS = push.DecodeTLS(m, "tls")
 	if good {
 		push.ReportConfigErrors(m, c.Validate())
 	}

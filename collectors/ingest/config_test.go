@@ -23,9 +23,13 @@ func TestConfigTestdata(t *testing.T) {
 	}
 	got := *c.Sources[0].Settings.(*Config)
 	abs, _ := filepath.Abs(filepath.Join("testdata", "token.txt"))
-	want := Config{Listen: "0.0.0.0:9091", Token: push.Secret{File: abs}, MaxBodyBytes: 1 << 20, MaxPending: 5000}
-	if got.Token.File != "" && !filepath.IsAbs(got.Token.File) {
-		got.Token.File, _ = filepath.Abs(got.Token.File)
+	dir, _ := filepath.Abs("testdata")
+	want := Config{Listen: "0.0.0.0:9091", Token: push.Secret{File: abs}, MaxBodyBytes: 1 << 20, MaxPending: 5000,
+		TLS: &push.TLSFiles{CertFile: filepath.Join(dir, "server.pem"), KeyFile: filepath.Join(dir, "server-key.pem")}}
+	for _, p := range []*string{&got.Token.File, &got.TLS.CertFile, &got.TLS.KeyFile} {
+		if !filepath.IsAbs(*p) {
+			*p, _ = filepath.Abs(*p)
+		}
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("source %+v\nwant %+v", got, want)
@@ -45,6 +49,8 @@ func TestConfigErrors(t *testing.T) {
 		{"body zero", "sources: [{name: s, type: ingest, max_body_bytes: 0}]", "sources[0].max_body_bytes: must be at least 1, got 0"},
 		{"pending zero", "sources: [{name: s, type: ingest, max_pending: 0}]", "sources[0].max_pending: must be at least 1, got 0"},
 		{"unknown key", "sources: [{name: s, type: ingest, path: x}]", `unknown key "path"`},
+		{"tls without key", "sources: [{name: s, type: ingest, tls: {cert_file: c.pem}}]", "sources[0].tls: missing key_file"},
+		{"tls not a mapping", "sources: [{name: s, type: ingest, tls: true}]", "sources[0].tls"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := load(t, tc.yaml)

@@ -47,6 +47,13 @@ func (r *receiver) Start(ctx context.Context, s *push.Stream) error {
 	h := push.NewHTTPReceiver(r.cfg.listen(), func(s *push.Stream) http.Handler {
 		return &handler{s: s, token: token, maxBody: max}
 	})
+	if r.cfg.TLS != nil {
+		c, err := r.cfg.TLS.Load()
+		if err != nil {
+			return err
+		}
+		h.SetTLS(c)
+	}
 	if err := h.Start(ctx, s); err != nil {
 		return err
 	}

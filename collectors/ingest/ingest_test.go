@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -18,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/twicehq/twice/collectors/push"
+	"github.com/twicehq/twice/collectors/push/pushtest"
 	"github.com/twicehq/twice/sidecar"
 	"github.com/twicehq/twice/sources"
 )
@@ -368,4 +370,30 @@ func gzipped(s string) []byte {
 	zw.Write([]byte(s))
 	zw.Close()
 	return buf.Bytes()
+}
+
+func TestIngestOverHTTPS(t *testing.T) {
+	cert := pushtest.SelfSigned(t)
+	b := startWatch(t, Config{TLS: &push.TLSFiles{CertFile: cert.CertFile, KeyFile: cert.KeyFile}})
+	url := strings.Replace(b.url, "http://", "https://", 1)
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: cert.Pool}}}
+	resp, err := client.Post(url, "application/x-ndjson", strings.NewReader(jobEvents))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("HTTPS: %d", resp.StatusCode)
+	}
+	// Plain HTTP to it is no request.
+	resp, err = http.Post(b.url, "application/x-ndjson", strings.NewReader(jobEvents))
+	if err == nil {
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			t.Fatal("plain HTTP accepted by an HTTPS source")
+		}
+	}
+	if s := b.summary(t); s["events"] != 3 {
+		t.Fatalf("summary %v", s)
+	}
 }

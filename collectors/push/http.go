@@ -3,6 +3,7 @@ package push
 import (
 	"context"
 	"crypto/subtle"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -17,6 +18,7 @@ import (
 type HTTPReceiver struct {
 	addr    string
 	handler func(*Stream) http.Handler
+	tls     *tls.Config
 
 	mu  sync.Mutex
 	srv *http.Server
@@ -29,12 +31,20 @@ func NewHTTPReceiver(addr string, handler func(*Stream) http.Handler) *HTTPRecei
 	return &HTTPReceiver{addr: addr, handler: handler}
 }
 
+// SetTLS makes the receiver serve HTTPS with c; call it before Start.
+func (r *HTTPReceiver) SetTLS(c *tls.Config) { r.tls = c }
+
 // Start listens on the address and serves in the background.
 func (r *HTTPReceiver) Start(ctx context.Context, s *Stream) error {
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", r.addr)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
+	}
+	scheme := "http"
+	if r.tls != nil {
+		ln = tls.NewListener(ln, r.tls)
+		scheme = "https"
 	}
 	srv := &http.Server{
 		Handler:           r.handler(s),
@@ -51,7 +61,7 @@ func (r *HTTPReceiver) Start(ctx context.Context, s *Stream) error {
 			s.logf("source %s: serve: %v", s.Name(), err)
 		}
 	}()
-	s.logf("source %s: listening on http://%s", s.Name(), ln.Addr())
+	s.logf("source %s: listening on %s://%s", s.Name(), scheme, ln.Addr())
 	return nil
 }
 

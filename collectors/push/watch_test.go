@@ -26,7 +26,7 @@ func TestMain(m *testing.M) { os.Exit(watchtest.Main(m)) }
 // at log offset from listen on, by source name, once all three do.
 func pushAddrs(t *testing.T, w *watchtest.Proc, logPath string, from int) map[string]string {
 	t.Helper()
-	re := regexp.MustCompile(`source (\w+): (?:listening on http://|SMTP on )(\S+)`)
+	re := regexp.MustCompile(`source (\w+): (?:listening on https?://|SMTP on )(\S+)`)
 	var addrs map[string]string
 	w.WaitFor(t, "the push sources to listen", func() bool {
 		raw, _ := os.ReadFile(logPath)

@@ -24,7 +24,7 @@ const (
 
 // configKeys are the keys an smtp source takes besides name and type.
 var configKeys = []string{"listen", "key_header", "key_template", "job_header", "effect", "relay", "redact_recipients",
-	"max_message_bytes", "max_pending", "username", "password", "password_file", "password_env"}
+	"max_message_bytes", "max_pending", "username", "password", "password_file", "password_env", "tls"}
 
 // relayKeys are the keys of a relay mapping.
 var relayKeys = []string{"address", "starttls", "ca_file", "username", "password", "password_file", "password_env"}
@@ -79,6 +79,8 @@ type Config struct {
 	Password push.Secret
 	// Relay, when set, is the upstream every message is forwarded to.
 	Relay *Relay
+	// TLS, when set, is the certificate the server offers with STARTTLS.
+	TLS *push.TLSFiles
 }
 
 // Relay is an upstream SMTP server.
@@ -202,6 +204,7 @@ func decode(m *config.SourceMapping) *Config {
 	read("max_pending", m.Int("max_pending", &c.MaxPending, 1))
 	read("username", m.String("username", &c.Username))
 	c.Password = push.DecodeSecret(m, "password")
+	c.TLS = push.DecodeTLS(m, "tls")
 	if m.Has("relay") {
 		c.Relay = &Relay{}
 		if m.IsMapping("relay") {

@@ -2,21 +2,12 @@ package smtp
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"io"
-	"math/big"
 	"net"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -26,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/twicehq/twice/audit"
+	"github.com/twicehq/twice/collectors/push/pushtest"
 	"github.com/twicehq/twice/config"
 	"github.com/twicehq/twice/sidecar"
 	"github.com/twicehq/twice/sources"
@@ -230,16 +222,13 @@ func startUpstream(t *testing.T, configure func(*upstream)) *upstream {
 	if configure != nil {
 		configure(u)
 	}
-	cert, caPEM := selfSigned(t)
-	u.caFile = filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(u.caFile, caPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cert := pushtest.SelfSigned(t)
+	u.caFile = cert.CAFile
 	srv := gosmtp.NewServer(gosmtp.BackendFunc(func(*gosmtp.Conn) (gosmtp.Session, error) {
 		return &upSession{u: u}, nil
 	}))
 	srv.Domain = "upstream.test"
-	srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
+	srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert.TLS}}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -252,25 +241,4 @@ func startUpstream(t *testing.T, configure func(*upstream)) *upstream {
 	}()
 	t.Cleanup(func() { srv.Close() })
 	return u
-}
-
-// selfSigned returns a certificate for 127.0.0.1 and its PEM, which is
-// its own CA.
-func selfSigned(t *testing.T) (tls.Certificate, []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "upstream.test"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }

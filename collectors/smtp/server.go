@@ -96,9 +96,16 @@ func (r *receiver) Start(ctx context.Context, s *push.Stream) error {
 	srv.MaxRecipients = 1000
 	srv.ReadTimeout = 10 * time.Minute
 	srv.WriteTimeout = time.Minute
-	// AUTH is offered without TLS of twice's own: the password is then
-	// sent in the clear, which listen beyond loopback must accept.
-	srv.AllowInsecureAuth = r.password != ""
+	if r.cfg.TLS != nil {
+		c, err := r.cfg.TLS.Load()
+		if err != nil {
+			return err
+		}
+		srv.TLSConfig = c // offered with STARTTLS; AUTH only after it
+	} else {
+		// Without a certificate AUTH is offered in the clear.
+		srv.AllowInsecureAuth = r.password != ""
+	}
 	srv.ErrorLog = logger{r.logf}
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", r.cfg.listen())

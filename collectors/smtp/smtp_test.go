@@ -2,6 +2,7 @@ package smtp
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	stdsmtp "net/smtp"
@@ -14,6 +15,7 @@ import (
 	gosmtp "github.com/emersion/go-smtp"
 
 	"github.com/twicehq/twice/collectors/push"
+	"github.com/twicehq/twice/collectors/push/pushtest"
 	"github.com/twicehq/twice/sources"
 )
 
@@ -262,5 +264,42 @@ func TestKeyTemplate(t *testing.T) {
 	if _, err := load(t, "sources: [{name: s, type: smtp, key_header: K, key_template: '{{A}}'}]"); err == nil ||
 		!strings.Contains(err.Error(), "sources[0].key_template: give key_header or key_template, not both") {
 		t.Errorf("both: %v", err)
+	}
+}
+
+func TestSTARTTLSThenAuth(t *testing.T) {
+	cert := pushtest.SelfSigned(t)
+	s := sidecarless(t, Config{Username: "app", Password: push.Secret{Value: "pw"}, TLS: &push.TLSFiles{CertFile: cert.CertFile, KeyFile: cert.KeyFile}})
+	got := commitAll(t, s)
+	c, err := stdsmtp.Dial(s.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if ok, _ := c.Extension("AUTH"); ok {
+		t.Fatal("AUTH offered before STARTTLS")
+	}
+	if err := c.StartTLS(&tls.Config{ServerName: "127.0.0.1", RootCAs: cert.Pool}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Auth(stdsmtp.PlainAuth("", "app", "pw", "127.0.0.1")); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Mail("a@x"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Rcpt("b@x"); err != nil {
+		t.Fatal(err)
+	}
+	w, err := c.Data()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(receipt("<tls@x>", "k-tls", ""))
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if r := <-got; r.Event.EffectKey != "k-tls" {
+		t.Fatalf("event %+v", r.Event)
 	}
 }

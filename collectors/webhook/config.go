@@ -29,7 +29,7 @@ const (
 
 // configKeys are the keys a webhook source takes besides name and type.
 var configKeys = []string{"listen", "upstream", "key_header", "key_path", "job_header", "id_header", "effect",
-	"max_key_body_bytes", "max_pending", "token", "token_file", "token_env"}
+	"max_key_body_bytes", "max_pending", "token", "token_file", "token_env", "tls"}
 
 // Config is one webhook source of twice.yaml (spec §3.1):
 //
@@ -69,6 +69,8 @@ type Config struct {
 	// Token, when set, must come in the X-Twice-Token header (required to
 	// listen beyond loopback).
 	Token push.Secret
+	// TLS, when set, makes the proxy serve HTTPS.
+	TLS *push.TLSFiles
 }
 
 func (c *Config) listen() string {
@@ -179,6 +181,7 @@ func decode(m *config.SourceMapping) *Config {
 	read("max_key_body_bytes", m.Int("max_key_body_bytes", &c.MaxKeyBodyBytes, 1))
 	read("max_pending", m.Int("max_pending", &c.MaxPending, 1))
 	c.Token = push.DecodeSecret(m, "token")
+	c.TLS = push.DecodeTLS(m, "tls")
 	if good {
 		push.ReportConfigErrors(m, c.Validate())
 	}

@@ -71,6 +71,13 @@ func (r *receiver) Start(ctx context.Context, s *push.Stream) error {
 		ErrorLog:       nil,
 	}
 	h := push.NewHTTPReceiver(r.cfg.listen(), func(*push.Stream) http.Handler { return p })
+	if r.cfg.TLS != nil {
+		c, err := r.cfg.TLS.Load()
+		if err != nil {
+			return err
+		}
+		h.SetTLS(c)
+	}
 	if err := h.Start(ctx, s); err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/twicehq/twice/collectors/push"
+	"github.com/twicehq/twice/collectors/push/pushtest"
 	"github.com/twicehq/twice/sources"
 )
 
@@ -317,5 +319,21 @@ func TestTokenAndBackpressureRefuseBeforeForwarding(t *testing.T) {
 	}
 	if s.Stats().Requests["delivered_unrecorded"] != 1 {
 		t.Fatalf("counts %v", s.Stats().Requests)
+	}
+}
+
+func TestProxyOverHTTPS(t *testing.T) {
+	cert := pushtest.SelfSigned(t)
+	up := startUpstream(t, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) })
+	s := startProxy(t, Config{Upstream: up.URL, TLS: &push.TLSFiles{CertFile: cert.CertFile, KeyFile: cert.KeyFile}})
+	commitAll(t, s)
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: cert.Pool}}}
+	resp, err := client.Post("https://"+s.Addr()+"/hook", "application/json", strings.NewReader(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || len(up.requests()) != 1 {
+		t.Fatalf("HTTPS: %d, upstream got %d", resp.StatusCode, len(up.requests()))
 	}
 }
