@@ -176,6 +176,27 @@ func setMaxMessageBytes(t *testing.T, brokers []string, topic, v string) {
 	if err != nil {
 		t.Fatalf("topic %s: setting max.message.bytes to %q: %v", topic, v, err)
 	}
+	// The broker applies the change after it answers: wait until it
+	// describes the topic with it, or a publish may still see the old
+	// limit.
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		d, err := client.DescribeConfigs(ctx, &kafka.DescribeConfigsRequest{Resources: []kafka.DescribeConfigRequestResource{{
+			ResourceType: kafka.ResourceTypeTopic, ResourceName: topic, ConfigNames: []string{"max.message.bytes"}}}})
+		if err == nil && len(d.Resources) == 1 && d.Resources[0].Error == nil && len(d.Resources[0].ConfigEntries) == 1 {
+			e := d.Resources[0].ConfigEntries[0]
+			const topicConfig = 1 // ConfigSource DYNAMIC_TOPIC_CONFIG
+			if (v != "" && e.ConfigValue == v) || (v == "" && e.ConfigSource != topicConfig) {
+				return
+			}
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("topic %s: max.message.bytes not %q after 30s (last: %+v, %v)", topic, v, d, err)
+		case <-tick.C:
+		}
+	}
 }
 
 // topicSeqs reads every partition of topic to its end and counts the
