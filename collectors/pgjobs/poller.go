@@ -99,7 +99,7 @@ func (p *Poller) connect(ctx context.Context) (*pgxpool.Pool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: postgres %s: %w", p.d.Type, p.name, RedactURL(p.cfg.Postgres), err)
 	}
-	pc.MaxConns = 2
+	pc.MaxConns = 1
 	pc.ConnConfig.RuntimeParams["application_name"] = "twice " + p.d.Type + " " + p.name
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
