@@ -1,0 +1,167 @@
+package kafka
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/twicehq/twice/internal/kafkaprod"
+	"github.com/twicehq/twice/internal/watchtest"
+)
+
+func TestMain(m *testing.M) { os.Exit(watchtest.Main(m)) }
+
+// dbzTopics creates a topic of the test's own for each topic of the
+// recorded messages; it returns the topic names by recorded name, and the
+// messages of each, keyed as Debezium keys them.
+func dbzTopics(t *testing.T, brokers []string, file string) (map[string]string, map[string][]kafkaprod.Message) {
+	t.Helper()
+	msgs, _ := dbzMessages(t, file)
+	topics := map[string]string{}
+	byTopic := map[string][]kafkaprod.Message{}
+	for _, m := range msgs {
+		if _, ok := topics[m.Topic]; !ok {
+			topics[m.Topic] = kafkaTopic(t, brokers, 2)
+		}
+		byTopic[m.Topic] = append(byTopic[m.Topic], kafkaprod.Message{Key: m.Key, Value: m.Value})
+	}
+	return topics, byTopic
+}
+
+// produceRecorded produces the recorded messages of the named topics.
+func produceRecorded(t *testing.T, brokers []string, topics map[string]string, msgs map[string][]kafkaprod.Message, names ...string) {
+	t.Helper()
+	for _, name := range names {
+		produce(t, brokers, topics[name], msgs[name])
+	}
+}
+
+// dbzConfig is a twice.yaml reading the ledger and the orders as Debezium
+// captured them; the transaction topic and the heartbeats are read too, as
+// a user listing every topic of the connector would, and skipped.
+func dbzConfig(t *testing.T, brokers []string, topics map[string]string, extra string) string {
+	t.Helper()
+	cfg := fmt.Sprintf(`sources:
+  - name: ledger
+    type: kafka
+    brokers: [%[1]s]
+    topics: [%[2]s, %[4]s]
+    format: debezium
+    debezium:
+      table: ledger
+      effect: ledger.insert
+      effect_key: '"charge/" + row.payment_id'
+      job_id: row.job_id
+      entity: '"order:" + string(row.order_id)'
+  - name: orders
+    type: kafka
+    brokers: [%[1]s]
+    topics: [%[3]s, %[5]s]
+    format: debezium
+    debezium:
+      table: orders
+      entity: '"order:" + string(row.id)'
+      state: {terminal: 'row.status == "refunded"'}
+%[6]s`, strings.Join(brokers, ", "), topics["shop.public.ledger"], topics["shop.public.orders"],
+		topics["shop.transaction"], topics["__debezium-heartbeat.shop"], extra)
+	path := filepath.Join(t.TempDir(), "twice.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// twice audit of Debezium topics on the real Kafka finds the ledger row
+// inserted twice for one payment and the charge on an order after its
+// refund, and nothing else: snapshot reads, the delete, its tombstone,
+// transaction markers and heartbeats are skipped, none malformed.
+func TestDebeziumAuditCLI(t *testing.T) {
+	brokers := kafkaBrokers(t)
+	bin := watchtest.Build(t)
+	for _, file := range []string{"postgres.jsonl", "postgres-schemas.jsonl"} {
+		t.Run(file, func(t *testing.T) {
+			topics, msgs := dbzTopics(t, brokers, file)
+			produceRecorded(t, brokers, topics, msgs, "shop.public.orders", "shop.public.ledger", "shop.transaction", "__debezium-heartbeat.shop")
+			cfg := dbzConfig(t, brokers, topics, "")
+			cmd := exec.Command(bin, "audit", "-c", cfg, "--format", "json")
+			var stdout, stderr bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			err := cmd.Run()
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+				t.Fatalf("twice audit: %v (want exit 1: findings)\n%s", err, stderr.String())
+			}
+			var rep struct {
+				Summary struct {
+					Events, Malformed, Effects int
+				}
+				Findings []struct {
+					Detector, Subject, Cause string
+					Jobs, Events             []string
+				}
+			}
+			if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+				t.Fatalf("%v\n%s", err, stdout.String())
+			}
+			var got []string
+			for _, f := range rep.Findings {
+				got = append(got, fmt.Sprintf("%s %s cause=%s jobs=%v events=%v", f.Detector, f.Subject, f.Cause, f.Jobs, f.Events))
+			}
+			slices.Sort(got)
+			want := []string{
+				"duplicate-effect charge/p-7 cause=redelivery jobs=[j-1] events=[shop/public.ledger@24023128/c#effect shop/public.ledger@24023456/c#effect]",
+				"effect-after-terminal charge/p-9 cause= jobs=[j-2] events=[shop/public.orders@24023800/u#state shop/public.ledger@24024100/c#effect]",
+			}
+			if strings.Join(got, "\n") != strings.Join(want, "\n") {
+				t.Errorf("findings:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+			}
+			// 3 inserts and 4 changes of orders; 8 messages skipped.
+			if s := rep.Summary; s.Events != 7 || s.Effects != 3 || s.Malformed != 0 {
+				t.Errorf("summary %+v, want 7 events, 3 effects, none malformed", s)
+			}
+		})
+	}
+}
+
+// twice watch of the same topics counts what it skips in
+// twice_skipped_total and finds the same. The orders are produced and
+// taken first, so the charges arrive after the refund whatever the
+// partitions' pace (late events are audited in arrival order).
+func TestDebeziumWatch(t *testing.T) {
+	brokers := kafkaBrokers(t)
+	bin := watchtest.Build(t)
+	topics, msgs := dbzTopics(t, brokers, "postgres.jsonl")
+	dir := t.TempDir()
+	cfg := dbzConfig(t, brokers, topics, fmt.Sprintf("watch: {listen: 127.0.0.1:0, state_dir: %s, findings: [], idle_timeout: 1s}\n", filepath.Join(dir, "state")))
+	w := watchtest.Start(t, bin, cfg, filepath.Join(dir, "watch.log"), 2)
+	produceRecorded(t, brokers, topics, msgs, "shop.public.orders", "__debezium-heartbeat.shop")
+	// orders: its 4 changes are states, the heartbeat is skipped.
+	w.WaitFor(t, "the orders taken", func() bool {
+		m := w.Metrics()
+		return m["twice_events_total"] >= 4 && m["twice_skipped_total"] >= 1
+	})
+	produceRecorded(t, brokers, topics, msgs, "shop.public.ledger", "shop.transaction")
+	// ledger: its 6 messages and the 4 transaction markers, but for the 3
+	// inserts, are skipped.
+	w.WaitFor(t, "every message read", func() bool {
+		m := w.Metrics()
+		return m["twice_events_total"] >= 7 && m["twice_skipped_total"] >= 8
+	})
+	m := w.Metrics()
+	if m["twice_events_total"] != 7 || m["twice_skipped_total"] != 8 || m["twice_malformed_total"] != 0 {
+		t.Errorf("events %v, skipped %v, malformed %v; want 7, 8, 0", m["twice_events_total"], m["twice_skipped_total"], m["twice_malformed_total"])
+	}
+	want := []string{"duplicate-effect charge/p-7 cause=redelivery jobs=j-1", "effect-after-terminal charge/p-9 cause= jobs=j-2"}
+	w.WaitFor(t, "two findings", func() bool { return len(w.Findings().Keys(nil)) >= len(want) })
+	if got := w.Findings().Keys(nil); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("findings:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	w.Stop(t)
+}
