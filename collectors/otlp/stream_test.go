@@ -299,3 +299,36 @@ func TestHTTPAnswers(t *testing.T) {
 }
 
 func tokenOf(v string) push.Secret { return push.Secret{Value: v} }
+
+// TestGRPCToken: over gRPC the token travels as authorization metadata;
+// without it the export is refused with Unauthenticated and nothing is
+// recorded.
+func TestGRPCToken(t *testing.T) {
+	s, sc := startStream(t, Config{Listen: "127.0.0.1:0", GRPCListen: "127.0.0.1:0", Token: tokenOf("s3cret")})
+	ctx := context.Background()
+	spans := emit(t)
+	noToken, err := otlptracegrpc.New(ctx, otlptracegrpc.WithEndpoint(s.GRPCAddr()), otlptracegrpc.WithInsecure(),
+		otlptracegrpc.WithRetry(otlptracegrpc.RetryConfig{Enabled: false}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer noToken.Shutdown(ctx)
+	if err := noToken.ExportSpans(ctx, spans); err == nil || !strings.Contains(err.Error(), "Unauthenticated") {
+		t.Fatalf("export without the token: %v, want Unauthenticated", err)
+	}
+	withToken, err := otlptracegrpc.New(ctx, otlptracegrpc.WithEndpoint(s.GRPCAddr()), otlptracegrpc.WithInsecure(),
+		otlptracegrpc.WithHeaders(map[string]string{"Authorization": "Bearer s3cret"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer withToken.Shutdown(ctx)
+	if err := withToken.ExportSpans(ctx, spans); err != nil {
+		t.Fatal(err)
+	}
+	if k := kinds(sc.records()); !slices.Equal(k, wantJob7) {
+		t.Fatalf("records %q, want only the export with the token: %q", k, wantJob7)
+	}
+	if got := s.Stats().Requests; got["unauthorized"] != 1 || got["accepted"] != 1 {
+		t.Fatalf("requests %v", got)
+	}
+}
