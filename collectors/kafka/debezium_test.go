@@ -371,3 +371,57 @@ func TestDebeziumConfigErrors(t *testing.T) {
 		}
 	}
 }
+
+// The configs the docs show load: docs/sources/debezium.md's, and the
+// skip and fan-out example of docs/configuration.md under a source.
+func TestDebeziumDocExamples(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/sources/debezium.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := yamlBlocks(string(doc))
+	if len(blocks) == 0 {
+		t.Fatal("no yaml in debezium.md")
+	}
+	c, err := config.Parse("debezium.md", []byte(blocks[0]))
+	if err != nil || len(c.Sources) != 2 || c.Sources[0].Kafka.Debezium == nil {
+		t.Fatalf("debezium.md: %v", err)
+	}
+	doc, err = os.ReadFile("../../docs/configuration.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, b := range yamlBlocks(string(doc)) {
+		if !strings.HasPrefix(b, "    format: map\n    skip:") {
+			continue
+		}
+		found = true
+		m := mapper(t, b, MapperOptions{})
+		evs, err := m.MapAll(msg(`{"id":"m-1","status":"sent","at":"2026-11-24T10:00:00Z","payment_id":"7","version":2}`), nil)
+		if err != nil || len(evs) != 2 || evs[0].ID != "m-1/effect" || evs[1].ID != "m-1/state" {
+			t.Errorf("configuration.md example: %v %+v", err, evs)
+		}
+	}
+	if !found {
+		t.Error("no skip example in configuration.md")
+	}
+}
+
+// yamlBlocks returns the ```yaml blocks of a Markdown text.
+func yamlBlocks(md string) []string {
+	var out []string
+	for {
+		i := strings.Index(md, "```yaml\n")
+		if i < 0 {
+			return out
+		}
+		md = md[i+len("```yaml\n"):]
+		j := strings.Index(md, "```")
+		if j < 0 {
+			return out
+		}
+		out = append(out, md[:j])
+		md = md[j:]
+	}
+}
