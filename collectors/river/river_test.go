@@ -412,3 +412,42 @@ func TestConfigErrors(t *testing.T) {
 		})
 	}
 }
+
+// Rows River's retention (or an operator) deleted while twice watch was
+// stopped are reported as lost coverage after the restart: a warning in
+// GET /findings and twice_coverage_lost_total, never a finding.
+func TestWatchGap(t *testing.T) {
+	e := newEnv(t)
+	c := e.client()
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "twice.yaml")
+	yaml := fmt.Sprintf(`sources:
+  - {name: jobs, type: river, postgres: %q, poll_interval: 100ms, gap_timeout: 100ms}
+watch:
+  state_dir: %q
+  listen: 127.0.0.1:0
+  checkpoint_interval: 100ms
+`, e.reader, filepath.Join(dir, "state"))
+	if err := os.WriteFile(cfg, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bin := watchtest.Build(t)
+	logPath := filepath.Join(dir, "watch.log")
+	w := watchtest.Start(t, bin, cfg, logPath, 1)
+	e.insert(c, ReceiptArgs{Payment: "p-0"}, nil)
+	w.WaitFor(t, "the first job", func() bool { return w.Metrics()["twice_events_total"] >= 1 })
+	w.Kill()
+	ids := []int64{e.insert(c, ReceiptArgs{Payment: "p-1"}, nil), e.insert(c, ReceiptArgs{Payment: "p-2"}, nil), e.insert(c, ReceiptArgs{Payment: "p-3"}, nil)}
+	if _, err := e.pool.Exec(context.Background(), "DELETE FROM river_job WHERE id = ANY($1)", ids[:2]); err != nil {
+		t.Fatal(err)
+	}
+	w = watchtest.Start(t, bin, cfg, logPath, 1)
+	// twice_coverage_lost_total counts gaps; the warning says how many rows.
+	w.WaitFor(t, "the gap reported", func() bool { return w.Metrics()["twice_coverage_lost_total"] == 1 })
+	page := w.Findings()
+	if len(page.Findings) != 0 || len(page.Summary.Warnings) != 1 || !strings.Contains(page.Summary.Warnings[0], "lost 2 events") ||
+		!strings.Contains(page.Summary.Warnings[0], pgjobs.ReasonIDsSkipped) {
+		t.Errorf("findings %q, warnings %q: want no finding and one warning (%s)", page.Keys(nil), page.Summary.Warnings, pgjobs.ReasonIDsSkipped)
+	}
+	w.Stop(t)
+}
