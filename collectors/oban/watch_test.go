@@ -92,9 +92,9 @@ watch:
 	e.fetch(stuck)
 	w = watchtest.Start(t, bin, cfg, logPath, 2)
 
-	pgjobstest.WaitFor(t, "lost_after past the stuck job's start", 30*time.Second, func() (bool, error) {
+	pgjobstest.WaitFor(t, "lost_after and the lateness past the stuck job's start", 30*time.Second, func() (bool, error) {
 		var past bool
-		err := e.pool.QueryRow(context.Background(), "SELECT timezone('UTC', now()) > attempted_at + interval '5 seconds' FROM oban_jobs WHERE id = $1", stuck).Scan(&past)
+		err := e.pool.QueryRow(context.Background(), "SELECT timezone('UTC', now()) > attempted_at + interval '7 seconds' FROM oban_jobs WHERE id = $1", stuck).Scan(&past)
 		return past, err
 	})
 	last := e.insert("MyApp.Receipt", "mailers", `{"payment_id": "p-last"}`, 3)

@@ -322,9 +322,9 @@ watch:
 
 	// One last job once the stuck job is past lost_after, so that event
 	// time passes every deadline.
-	pgjobstest.WaitFor(t, "lost_after past the stuck job's start", 30*time.Second, func() (bool, error) {
+	pgjobstest.WaitFor(t, "lost_after and the lateness past the stuck job's start", 30*time.Second, func() (bool, error) {
 		var past bool
-		err := e.pool.QueryRow(context.Background(), "SELECT now() > attempted_at + interval '5 seconds' FROM river_job WHERE id = $1", stuck).Scan(&past)
+		err := e.pool.QueryRow(context.Background(), "SELECT now() > attempted_at + interval '7 seconds' FROM river_job WHERE id = $1", stuck).Scan(&past)
 		return past, err
 	})
 	last := e.insert(c, ReceiptArgs{Payment: "p-last"}, nil)
