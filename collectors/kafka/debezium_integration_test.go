@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,9 +12,12 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/twicehq/twice/config"
 	"github.com/twicehq/twice/internal/kafkaprod"
 	"github.com/twicehq/twice/internal/watchtest"
+	"github.com/twicehq/twice/sources"
 )
 
 func TestMain(m *testing.M) { os.Exit(watchtest.Main(m)) }
@@ -164,4 +168,68 @@ func TestDebeziumWatch(t *testing.T) {
 		t.Errorf("findings:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 	w.Stop(t)
+}
+
+// A stream resumed within a message (after the first of its events) reads
+// the message again from its start: the event already taken comes at a
+// position the sidecar passes over, the others after it; the group is
+// committed the message's own offset, where it must be read again.
+func TestStreamResumesWithinAMessage(t *testing.T) {
+	brokers := kafkaBrokers(t)
+	topic := kafkaTopic(t, brokers, 1)
+	group := kafkaGroup(t)
+	y := fmt.Sprintf(`sources:
+  - name: src
+    type: kafka
+    brokers: [%s]
+    topics: [%s]
+    group: %s
+    format: map
+    map:
+      - {ts: value.at, kind: '"effect"', effect: '"e"', effect_key: '"k/" + string(value.n)'}
+      - {ts: value.at, kind: '"state"', entity: '"x/" + string(value.n)', seq: value.n}
+`, strings.Join(brokers, ","), topic, group)
+	c, err := config.Parse("twice.yaml", []byte(y))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var msgs []kafkaprod.Message
+	for n := range 3 {
+		msgs = append(msgs, kafkaprod.Message{Value: fmt.Appendf(nil, `{"n":%d,"at":"2026-11-24T10:00:0%dZ"}`, n, n)})
+	}
+	produce(t, brokers, topic, msgs)
+	cons, err := NewConsumer(c.Sources[0], ConsumerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := NewStream("src", cons)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	lane := topic + "/0"
+	resume := sources.Position("1.1") // offset 1, its first event taken
+	if err := s.Start(ctx, map[string]sources.Position{lane: resume}); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Shutdown(context.Background())
+	var got []string
+	for len(got) < 4 && ctx.Err() == nil {
+		recs, err := s.Poll(ctx, time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range recs {
+			got = append(got, fmt.Sprintf("%s %s %v", r.Position, r.Event.Kind, s.Before(lane, resume, r.Position)))
+		}
+	}
+	want := []string{"1.1 effect false", "2 state true", "2.1 effect true", "3 state true"}
+	if strings.Join(got, ", ") != strings.Join(want, ", ") {
+		t.Fatalf("records %v, want %v", got, want)
+	}
+	if err := s.Commit(ctx, map[string]sources.Position{lane: "2.1"}); err != nil {
+		t.Fatal(err)
+	}
+	committed, err := OffsetFetch(ctx, newClient(brokers, nil), group, []TopicPartition{{topic, 0}})
+	if err != nil || committed[TopicPartition{topic, 0}] != 2 {
+		t.Errorf("committed %v %v, want offset 2", committed, err)
+	}
 }
