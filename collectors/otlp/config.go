@@ -27,6 +27,9 @@ const (
 	DefaultJobAttr = "twice.job_id"
 	// DefaultAttemptAttr is the span attribute holding the attempt.
 	DefaultAttemptAttr = "twice.attempt"
+	// DefaultJobTypeAttr is the attribute holding a job span's job_type
+	// (the span name when absent).
+	DefaultJobTypeAttr = "twice.job_type"
 	// DefaultMaxBodyBytes caps a request body, decompressed.
 	DefaultMaxBodyBytes = 16 << 20
 )
@@ -34,7 +37,7 @@ const (
 // configKeys are the keys an otlp source takes besides name and type.
 var configKeys = []string{
 	"listen", "grpc_listen", "token", "token_file", "token_env",
-	"effect_attr", "key_attr", "job_attr", "attempt_attr", "match", "attrs", "jobs",
+	"effect_attr", "key_attr", "job_attr", "attempt_attr", "job_type_attr", "match", "attrs", "jobs",
 	"max_body_bytes", "max_pending",
 }
 
@@ -62,6 +65,7 @@ type Rule struct {
 //     key_attr: twice.effect_key    # the attribute holding its effect_key
 //     job_attr: twice.job_id        # the attribute holding its job_id
 //     attempt_attr: twice.attempt   # the attribute holding its attempt
+//     job_type_attr: twice.job_type # a job span's job_type (else its name)
 //     match:                        # spans that are effects by name
 //     smtp.send: email.sent
 //     "POST /v1/charges": {effect: payment.charged, key_attr: http.request.header.idempotency-key}
@@ -80,6 +84,10 @@ type Config struct {
 	// EffectAttr, KeyAttr, JobAttr and AttemptAttr name span attributes;
 	// "" means their defaults.
 	EffectAttr, KeyAttr, JobAttr, AttemptAttr string
+	// JobTypeAttr names the attribute holding a job span's job_type;
+	// "" means DefaultJobTypeAttr. Without it the span name is the
+	// job_type.
+	JobTypeAttr string
 	// Match lists the rules by span name, in file order; the first that
 	// matches a span without EffectAttr applies.
 	Match []Rule
@@ -103,6 +111,9 @@ func (c *Config) keyAttr() string    { return or(c.KeyAttr, DefaultKeyAttr) }
 func (c *Config) jobAttr() string    { return or(c.JobAttr, DefaultJobAttr) }
 func (c *Config) attemptAttr() string {
 	return or(c.AttemptAttr, DefaultAttemptAttr)
+}
+func (c *Config) jobTypeAttr() string {
+	return or(c.JobTypeAttr, DefaultJobTypeAttr)
 }
 func (c *Config) jobs() bool { return c.Jobs == nil || *c.Jobs }
 func (c *Config) maxBody() int64 {
@@ -189,6 +200,7 @@ func decode(m *config.SourceMapping) *Config {
 	read("key_attr", m.String("key_attr", &c.KeyAttr))
 	read("job_attr", m.String("job_attr", &c.JobAttr))
 	read("attempt_attr", m.String("attempt_attr", &c.AttemptAttr))
+	read("job_type_attr", m.String("job_type_attr", &c.JobTypeAttr))
 	read("attrs", m.StringMap("attrs", &c.Attrs))
 	if m.Has("jobs") {
 		var b bool

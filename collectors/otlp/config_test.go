@@ -30,7 +30,7 @@ func TestConfigTestdata(t *testing.T) {
 	no := false
 	want := Config{
 		Listen: "0.0.0.0:4318", GRPCListen: "0.0.0.0:4317", Token: push.Secret{File: abs},
-		EffectAttr: "app.effect", KeyAttr: "app.effect_key", JobAttr: "app.job_id", AttemptAttr: "app.attempt",
+		EffectAttr: "app.effect", KeyAttr: "app.effect_key", JobAttr: "app.job_id", AttemptAttr: "app.attempt", JobTypeAttr: "celery.task_name",
 		Match: []Rule{
 			{Span: "smtp.send", Effect: "email.sent"},
 			{Span: "POST /v1/charges", Effect: "payment.charged", KeyAttr: "http.request.header.idempotency-key"},
@@ -44,7 +44,7 @@ func TestConfigTestdata(t *testing.T) {
 	}
 	local := c.Sources[1].Settings.(*Config)
 	if local.listen() != DefaultListen || local.effectAttr() != DefaultEffectAttr || local.keyAttr() != DefaultKeyAttr ||
-		local.jobAttr() != DefaultJobAttr || local.attemptAttr() != DefaultAttemptAttr || !local.jobs() || local.GRPCListen != "" {
+		local.jobAttr() != DefaultJobAttr || local.attemptAttr() != DefaultAttemptAttr || local.jobTypeAttr() != DefaultJobTypeAttr || !local.jobs() || local.GRPCListen != "" {
 		t.Errorf("defaults: %+v", local)
 	}
 }

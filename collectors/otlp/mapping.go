@@ -24,7 +24,6 @@ const (
 	attrDestination = "messaging.destination.name"
 	attrOperation   = "messaging.operation.type"
 	attrOperationV1 = "messaging.operation" // before semantic conventions 1.26
-	attrJobType     = "twice.job_type"
 	attrKey         = "twice.key"
 	attrEntity      = "twice.entity"
 )
@@ -259,7 +258,7 @@ func (mp *mapper) jobEvents(sp *tracepb.Span, id string) ([]twicetype.Event, str
 	}
 	attrs := sp.GetAttributes()
 	base := map[string]any{"job_id": jobID}
-	if v, ok := stringAttr(attrs, attrJobType); ok && v != "" {
+	if v, ok := stringAttr(attrs, mp.cfg.jobTypeAttr()); ok && v != "" {
 		base["job_type"] = v
 	} else {
 		base["job_type"] = sp.GetName()
