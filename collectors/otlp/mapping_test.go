@@ -29,7 +29,7 @@ func num(k string, v int64) *commonpb.KeyValue {
 	return &commonpb.KeyValue{Key: k, Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_IntValue{IntValue: v}}}
 }
 
-func id(t *testing.T, s string) []byte {
+func id(t testing.TB, s string) []byte {
 	t.Helper()
 	b, err := hex.DecodeString(s)
 	if err != nil {
@@ -48,7 +48,7 @@ const (
 // through a span matched by name, fails to charge (status ERROR), and a
 // second trace with an effect span missing its key, a consumer span
 // without a message id and a plain span.
-func request(t *testing.T) *coltracepb.ExportTraceServiceRequest {
+func request(t testing.TB) *coltracepb.ExportTraceServiceRequest {
 	span := func(trace, sid, parent, name string, kind tracepb.Span_SpanKind, start, end time.Duration, attrs ...*commonpb.KeyValue) *tracepb.Span {
 		sp := &tracepb.Span{TraceId: id(t, trace), SpanId: id(t, sid), Name: name, Kind: kind,
 			StartTimeUnixNano: ns(start), EndTimeUnixNano: ns(end), Attributes: attrs}
