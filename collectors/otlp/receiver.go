@@ -88,7 +88,7 @@ func (r *receiver) Start(ctx context.Context, s *push.Stream) error {
 	if gs != nil {
 		go func() {
 			if err := gs.Serve(gln); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
-				s.Count("grpc_serve_error")
+				r.log("source %s: OTLP/gRPC: serve: %v", s.Name(), err)
 			}
 		}()
 		r.log("source %s: OTLP/gRPC on %s", s.Name(), gln.Addr())

@@ -332,3 +332,37 @@ func TestGRPCToken(t *testing.T) {
 		t.Fatalf("requests %v", got)
 	}
 }
+
+// TestGRPCFull: while max_pending records wait, a gRPC export is refused
+// with Unavailable, which exporters retry.
+func TestGRPCFull(t *testing.T) {
+	s, sc := startStream(t, Config{Listen: "127.0.0.1:0", GRPCListen: "127.0.0.1:0", MaxPending: 4})
+	sc.commit.Store(false)
+	ctx := context.Background()
+	spans := emit(t)
+	exp, err := otlptracegrpc.New(ctx, otlptracegrpc.WithEndpoint(s.GRPCAddr()), otlptracegrpc.WithInsecure(),
+		otlptracegrpc.WithRetry(otlptracegrpc.RetryConfig{Enabled: false}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer exp.Shutdown(ctx)
+	first := make(chan error, 1)
+	go func() { first <- exp.ExportSpans(ctx, spans) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for s.Pending() != 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("pending %d, want 3", s.Pending())
+		}
+		time.Sleep(5 * time.Millisecond) // polling a condition the stream reports
+	}
+	if err := exp.ExportSpans(ctx, spans); err == nil || !strings.Contains(err.Error(), "Unavailable") {
+		t.Fatalf("export while full: %v, want Unavailable", err)
+	}
+	sc.commit.Store(true)
+	if err := <-first; err != nil {
+		t.Fatalf("the waiting export, once committed: %v", err)
+	}
+	if got := s.Stats().Requests; got["full"] != 1 || got["accepted"] != 1 {
+		t.Fatalf("requests %v", got)
+	}
+}

@@ -126,9 +126,11 @@ watch:
 		t.Fatal(err)
 	}
 	// The exporter did not trust its answer and sends batch A again.
+	began := time.Now()
 	if err := exp.ExportSpans(ctx, batchA); err != nil {
 		t.Fatalf("retry of batch A: %v", err)
 	}
+	t.Logf("an export of %d spans was answered, durable, in %v", len(batchA), time.Since(began).Round(time.Millisecond))
 	// Batch B through the SDK's batch span processor, as an app runs it:
 	// j-3 succeeds without a receipt; j-4, two minutes later, sends its
 	// receipt (and moves event time past j-3's deadline); a span that
