@@ -20,11 +20,14 @@ const (
 	DefaultKeyHeader       = "X-Idempotency-Key"
 	DefaultEffect          = "email.sent"
 	DefaultMaxMessageBytes = 25 << 20
+	// DefaultMaxConnections caps the clients served at once (each may
+	// hold a message of max_message_bytes in memory).
+	DefaultMaxConnections = 100
 )
 
 // configKeys are the keys an smtp source takes besides name and type.
 var configKeys = []string{"listen", "key_header", "key_template", "job_header", "effect", "relay", "redact_recipients",
-	"max_message_bytes", "max_pending", "username", "password", "password_file", "password_env", "tls"}
+	"max_message_bytes", "max_pending", "max_connections", "username", "password", "password_file", "password_env", "tls"}
 
 // relayKeys are the keys of a relay mapping.
 var relayKeys = []string{"address", "starttls", "ca_file", "username", "password", "password_file", "password_env"}
@@ -40,6 +43,7 @@ var relayKeys = []string{"address", "starttls", "ca_file", "username", "password
 //     effect: email.sent                 # default
 //     redact_recipients: true            # default: recipients are recorded as hashes
 //     max_message_bytes: 26214400        # default 25 MiB
+//     max_connections: 100               # default: clients served at once
 //     relay:                             # optional: forward every message upstream
 //     address: smtp.example.com:587
 //     starttls: true                   # default
@@ -73,6 +77,9 @@ type Config struct {
 	// MaxPending caps the messages received and not yet durable; 0 means
 	// push.DefaultMaxPending.
 	MaxPending int
+	// MaxConnections caps the clients served at once; more wait to be
+	// accepted. 0 means DefaultMaxConnections.
+	MaxConnections int
 	// Username and Password, when set, are the credentials clients must
 	// give with SMTP AUTH PLAIN (required to listen beyond loopback).
 	Username string
@@ -156,6 +163,9 @@ func (c *Config) Validate() error {
 	if c.MaxPending < 0 {
 		bad("max_pending", "must be at least 1, got %d", c.MaxPending)
 	}
+	if c.MaxConnections < 0 {
+		bad("max_connections", "must be at least 1, got %d", c.MaxConnections)
+	}
 	if r := c.Relay; r != nil {
 		if _, _, err := net.SplitHostPort(r.Address); err != nil {
 			bad("relay.address", "want host:port, got %q", r.Address)
@@ -202,6 +212,7 @@ func decode(m *config.SourceMapping) *Config {
 	c.KeepRecipients = !redact
 	read("max_message_bytes", m.Int("max_message_bytes", &c.MaxMessageBytes, 1))
 	read("max_pending", m.Int("max_pending", &c.MaxPending, 1))
+	read("max_connections", m.Int("max_connections", &c.MaxConnections, 1))
 	read("username", m.String("username", &c.Username))
 	c.Password = push.DecodeSecret(m, "password")
 	c.TLS = push.DecodeTLS(m, "tls")

@@ -33,7 +33,7 @@ func TestConfigTestdata(t *testing.T) {
 	}
 	got.Relay.CAFile, got.Relay.Password.File = abs(got.Relay.CAFile), abs(got.Relay.Password.File)
 	want := Config{Listen: "0.0.0.0:2526", KeyHeader: "X-Receipt-Key", JobHeader: "X-Job-Id", Effect: "receipt.sent",
-		KeepRecipients: true, MaxMessageBytes: 1 << 20, MaxPending: 500, Username: "app", Password: push.Secret{Env: "TWICE_SMTP_PASSWORD"},
+		KeepRecipients: true, MaxMessageBytes: 1 << 20, MaxPending: 500, MaxConnections: 20, Username: "app", Password: push.Secret{Env: "TWICE_SMTP_PASSWORD"},
 		Relay: &Relay{Address: "smtp.example.com:587", CAFile: filepath.Join(dir, "upstream-ca.pem"), Username: "relay-user",
 			Password: push.Secret{File: filepath.Join(dir, "relay-password.txt")}}}
 	if !reflect.DeepEqual(got, want) {

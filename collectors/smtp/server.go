@@ -112,6 +112,11 @@ func (r *receiver) Start(ctx context.Context, s *push.Stream) error {
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+	conns := r.cfg.MaxConnections
+	if conns == 0 {
+		conns = DefaultMaxConnections
+	}
+	ln = push.LimitListener(ln, conns)
 	r.mu.Lock()
 	r.srv, r.ln = srv, ln
 	r.mu.Unlock()

@@ -1,16 +1,19 @@
 package smtp
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
+	"net"
 	stdsmtp "net/smtp"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	gosmtp "github.com/emersion/go-smtp"
 
@@ -301,5 +304,32 @@ func TestSTARTTLSThenAuth(t *testing.T) {
 	}
 	if r := <-got; r.Event.EffectKey != "k-tls" {
 		t.Fatalf("event %+v", r.Event)
+	}
+}
+
+func TestMaxConnections(t *testing.T) {
+	s := sidecarless(t, Config{MaxConnections: 1})
+	first, err := stdsmtp.Dial(s.Addr()) // reads the greeting
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := net.Dial("tcp", s.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	// Not served while the first is: no greeting. (A correct server never
+	// sends one here, so the deadline cannot make this pass wrongly.)
+	raw.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	if n, _ := raw.Read(make([]byte, 64)); n != 0 {
+		t.Fatal("a second client was served with max_connections 1")
+	}
+	if err := first.Quit(); err != nil {
+		t.Fatal(err)
+	}
+	raw.SetReadDeadline(time.Now().Add(10 * time.Second))
+	greeting, err := bufio.NewReader(raw).ReadString('\n')
+	if err != nil || !strings.HasPrefix(greeting, "220 ") {
+		t.Fatalf("after the first left: %q %v", greeting, err)
 	}
 }
