@@ -50,7 +50,7 @@ func produceRecorded(t *testing.T, brokers []string, topics map[string]string, m
 // dbzConfig is a twice.yaml reading the ledger and the orders as Debezium
 // captured them; the transaction topic and the heartbeats are read too, as
 // a user listing every topic of the connector would, and skipped.
-func dbzConfig(t *testing.T, brokers []string, topics map[string]string, extra string) string {
+func dbzConfig(t *testing.T, brokers []string, topics map[string]string, prefix, extra string) string {
 	t.Helper()
 	cfg := fmt.Sprintf(`sources:
   - name: ledger
@@ -73,8 +73,8 @@ func dbzConfig(t *testing.T, brokers []string, topics map[string]string, extra s
       table: orders
       entity: '"order:" + string(row.id)'
       state: {terminal: 'row.status == "refunded"'}
-%[6]s`, strings.Join(brokers, ", "), topics["shop.public.ledger"], topics["shop.public.orders"],
-		topics["shop.transaction"], topics["__debezium-heartbeat.shop"], extra)
+%[6]s`, strings.Join(brokers, ", "), topics[prefix+".public.ledger"], topics[prefix+".public.orders"],
+		topics[prefix+".transaction"], topics["__debezium-heartbeat."+prefix], extra)
 	path := filepath.Join(t.TempDir(), "twice.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
@@ -89,11 +89,21 @@ func dbzConfig(t *testing.T, brokers []string, topics map[string]string, extra s
 func TestDebeziumAuditCLI(t *testing.T) {
 	brokers := kafkaBrokers(t)
 	bin := watchtest.Build(t)
-	for _, file := range []string{"postgres.jsonl", "postgres-schemas.jsonl"} {
-		t.Run(file, func(t *testing.T) {
-			topics, msgs := dbzTopics(t, brokers, file)
-			produceRecorded(t, brokers, topics, msgs, "shop.public.orders", "shop.public.ledger", "shop.transaction", "__debezium-heartbeat.shop")
-			cfg := dbzConfig(t, brokers, topics, "")
+	for _, tc := range []struct {
+		file, prefix string
+		lsns         [4]string // of the inserts of p-7, the refund of order 43, the insert of p-9
+	}{
+		{"postgres.jsonl", "shop", [4]string{"24023128", "24023456", "24023800", "24024100"}},
+		{"postgres-schemas.jsonl", "shop", [4]string{"24023128", "24023456", "24023800", "24024100"}},
+		// What the connector really wrote (scripts/debezium-record).
+		{"recorded.jsonl", "shop", [4]string{"26671448", "26671664", "26671880", "26672064"}},
+		{"recorded-schemas.jsonl", "shops", [4]string{"26671448", "26671664", "26671880", "26672064"}},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			p := tc.prefix
+			topics, msgs := dbzTopics(t, brokers, tc.file)
+			produceRecorded(t, brokers, topics, msgs, p+".public.orders", p+".public.ledger", p+".transaction", "__debezium-heartbeat."+p)
+			cfg := dbzConfig(t, brokers, topics, p, "")
 			cmd := exec.Command(bin, "audit", "-c", cfg, "--format", "json")
 			var stdout, stderr bytes.Buffer
 			cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -119,9 +129,10 @@ func TestDebeziumAuditCLI(t *testing.T) {
 				got = append(got, fmt.Sprintf("%s %s cause=%s jobs=%v events=%v", f.Detector, f.Subject, f.Cause, f.Jobs, f.Events))
 			}
 			slices.Sort(got)
+			l := tc.lsns
 			want := []string{
-				"duplicate-effect charge/p-7 cause=redelivery jobs=[j-1] events=[shop/public.ledger@24023128/c#effect shop/public.ledger@24023456/c#effect]",
-				"effect-after-terminal charge/p-9 cause= jobs=[j-2] events=[shop/public.orders@24023800/u#state shop/public.ledger@24024100/c#effect]",
+				fmt.Sprintf("duplicate-effect charge/p-7 cause=redelivery jobs=[j-1] events=[%[1]s/public.ledger@%[2]s/c#effect %[1]s/public.ledger@%[3]s/c#effect]", p, l[0], l[1]),
+				fmt.Sprintf("effect-after-terminal charge/p-9 cause= jobs=[j-2] events=[%[1]s/public.orders@%[2]s/u#state %[1]s/public.ledger@%[3]s/c#effect]", p, l[2], l[3]),
 			}
 			if strings.Join(got, "\n") != strings.Join(want, "\n") {
 				t.Errorf("findings:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
@@ -134,33 +145,33 @@ func TestDebeziumAuditCLI(t *testing.T) {
 	}
 }
 
-// twice watch of the same topics counts what it skips in
+// twice watch of what the connector wrote counts what it skips in
 // twice_skipped_total and finds the same. The orders are produced and
 // taken first, so the charges arrive after the refund whatever the
 // partitions' pace (late events are audited in arrival order).
 func TestDebeziumWatch(t *testing.T) {
 	brokers := kafkaBrokers(t)
 	bin := watchtest.Build(t)
-	topics, msgs := dbzTopics(t, brokers, "postgres.jsonl")
+	topics, msgs := dbzTopics(t, brokers, "recorded.jsonl")
 	dir := t.TempDir()
-	cfg := dbzConfig(t, brokers, topics, fmt.Sprintf("watch: {listen: 127.0.0.1:0, state_dir: %s, findings: [], idle_timeout: 1s}\n", filepath.Join(dir, "state")))
+	cfg := dbzConfig(t, brokers, topics, "shop", fmt.Sprintf("watch: {listen: 127.0.0.1:0, state_dir: %s, findings: [], idle_timeout: 1s}\n", filepath.Join(dir, "state")))
 	w := watchtest.Start(t, bin, cfg, filepath.Join(dir, "watch.log"), 2)
 	produceRecorded(t, brokers, topics, msgs, "shop.public.orders", "__debezium-heartbeat.shop")
-	// orders: its 4 changes are states, the heartbeat is skipped.
+	// orders: its 4 changes are states, the 2 heartbeats are skipped.
 	w.WaitFor(t, "the orders taken", func() bool {
 		m := w.Metrics()
-		return m["twice_events_total"] >= 4 && m["twice_skipped_total"] >= 1
+		return m["twice_events_total"] >= 4 && m["twice_skipped_total"] >= 2
 	})
 	produceRecorded(t, brokers, topics, msgs, "shop.public.ledger", "shop.transaction")
-	// ledger: its 6 messages and the 4 transaction markers, but for the 3
-	// inserts, are skipped.
+	// ledger: its 6 messages and the 12 transaction markers, but for the
+	// 3 inserts, are skipped.
 	w.WaitFor(t, "every message read", func() bool {
 		m := w.Metrics()
-		return m["twice_events_total"] >= 7 && m["twice_skipped_total"] >= 8
+		return m["twice_events_total"] >= 7 && m["twice_skipped_total"] >= 17
 	})
 	m := w.Metrics()
-	if m["twice_events_total"] != 7 || m["twice_skipped_total"] != 8 || m["twice_malformed_total"] != 0 {
-		t.Errorf("events %v, skipped %v, malformed %v; want 7, 8, 0", m["twice_events_total"], m["twice_skipped_total"], m["twice_malformed_total"])
+	if m["twice_events_total"] != 7 || m["twice_skipped_total"] != 17 || m["twice_malformed_total"] != 0 {
+		t.Errorf("events %v, skipped %v, malformed %v; want 7, 17, 0", m["twice_events_total"], m["twice_skipped_total"], m["twice_malformed_total"])
 	}
 	want := []string{"duplicate-effect charge/p-7 cause=redelivery jobs=j-1", "effect-after-terminal charge/p-9 cause= jobs=j-2"}
 	w.WaitFor(t, "two findings", func() bool { return len(w.Findings().Keys(nil)) >= len(want) })
