@@ -24,7 +24,17 @@
 // JSON cannot hold (a function, a duration, NaN) is malformed, naming the
 // field.
 //
-// In both formats an event without an id gets its identity from where it
+// A map may also skip messages (skip:) and, written as a list of mappings
+// each with an optional when:, make several events of one message
+// (fan-out, fanout.go). With format debezium (debezium.go) the value is a
+// Debezium change event, taken apart into the names its expressions see
+// (row, before, after, op, source…), and makes an effect, a state, both or
+// nothing. A message that makes no event is skipped: counted in
+// Stats.Skipped (twice_skipped_total), never malformed. The events of one
+// message have their own identities (the output's part, or their ids)
+// and their own record positions, so a restart between them loses none.
+//
+// In every format an event without an id gets its identity from where it
 // was read, topic, partition and offset, not from its content: two
 // messages with equal content at different offsets are two events (a
 // producer that sends the same payload twice has sent it twice; a consumer
