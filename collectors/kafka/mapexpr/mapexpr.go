@@ -6,7 +6,9 @@
 //
 // An expression sees Env: the message's value (its JSON, parsed), key,
 // headers, timestamp, topic, partition and offset, and the helper
-// unix_ms(t), a time as integer Unix milliseconds.
+// unix_ms(t), a time as integer Unix milliseconds. The expressions of a
+// source with format: debezium see DebeziumEnv instead: the change event
+// taken apart (row, before, after, op, source, transaction…).
 package mapexpr
 
 import (
