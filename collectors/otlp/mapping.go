@@ -144,7 +144,7 @@ func (mp *mapper) span(ref spanRef, index map[string]spanRef, out *Mapped) {
 	}
 	key, ok := stringAttr(sp.GetAttributes(), keyAttr)
 	if !ok || key == "" {
-		malformed("effect %s: no %s attribute (a string or number) for its effect_key", effect, keyAttr)
+		malformed("effect %s: no %s attribute (a string or number, or an array of one) for its effect_key", effect, keyAttr)
 		return
 	}
 	if sp.GetEndTimeUnixNano() == 0 {
@@ -329,11 +329,19 @@ func attr(kvs []*commonpb.KeyValue, key string) (*commonpb.AnyValue, bool) {
 }
 
 // stringAttr renders a string, integer, double or boolean attribute as
-// written; arrays, maps and bytes are not strings.
+// written, or the one value of an array of one (HTTP headers are
+// recorded as arrays: http.request.header.idempotency-key); maps, bytes
+// and other arrays are not strings.
 func stringAttr(kvs []*commonpb.KeyValue, key string) (string, bool) {
 	v, ok := attr(kvs, key)
 	if !ok {
 		return "", false
+	}
+	if arr, ok := v.GetValue().(*commonpb.AnyValue_ArrayValue); ok {
+		if len(arr.ArrayValue.GetValues()) != 1 {
+			return "", false
+		}
+		v = arr.ArrayValue.GetValues()[0]
 	}
 	switch x := v.GetValue().(type) {
 	case *commonpb.AnyValue_StringValue:

@@ -29,6 +29,14 @@ func num(k string, v int64) *commonpb.KeyValue {
 	return &commonpb.KeyValue{Key: k, Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_IntValue{IntValue: v}}}
 }
 
+func strs(k string, vs ...string) *commonpb.KeyValue {
+	arr := &commonpb.ArrayValue{}
+	for _, v := range vs {
+		arr.Values = append(arr.Values, &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: v}})
+	}
+	return &commonpb.KeyValue{Key: k, Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_ArrayValue{ArrayValue: arr}}}
+}
+
 func id(t testing.TB, s string) []byte {
 	t.Helper()
 	b, err := hex.DecodeString(s)
@@ -127,7 +135,7 @@ var wantRecords = []string{
 	`otlp:5b8efff798038103d269b633813fc60c:0000000000000004 effect 10:00:04.000 job=j-1 effect=webhook.delivered effect_key=42 attempt=2 attrs={"service":"billing-worker","span_id":"0000000000000004","trace_id":"5b8efff798038103d269b633813fc60c"}`,
 	`otlp:5b8efff798038103d269b633813fc60c:0000000000000001:started job.started 10:00:00.000 queue=emails job_type=SendReceipt job=j-1 key=payment:1 attempt=2`,
 	`otlp:5b8efff798038103d269b633813fc60c:0000000000000001:succeeded job.succeeded 10:00:05.000 queue=emails job_type=SendReceipt job=j-1 key=payment:1 attempt=2`,
-	`malformed: span "send" (trace 5b8efff798038103d269b633813fc60d, span 0000000000000006): effect email.sent: no twice.effect_key attribute (a string or number) for its effect_key`,
+	`malformed: span "send" (trace 5b8efff798038103d269b633813fc60d, span 0000000000000006): effect email.sent: no twice.effect_key attribute (a string or number, or an array of one) for its effect_key`,
 	`malformed: span "orders receive" (trace 5b8efff798038103d269b633813fc60d, span 0000000000000007): job span: no twice.job_id or messaging.message.id attribute for its job_id`,
 	`otlp:5b8efff798038103d269b633813fc60d:000000000000000a:started job.started 10:00:00.000 job_type=process job=j-2`,
 	`otlp:5b8efff798038103d269b633813fc60d:000000000000000a:failed job.failed 10:00:02.000 job_type=process job=j-2 error=timeout`,
@@ -227,7 +235,7 @@ func TestMapJSON(t *testing.T) {
 func TestMapOptions(t *testing.T) {
 	no := false
 	mp := &mapper{source: "traces", cfg: &Config{Jobs: &no, EffectAttr: "app.effect", KeyAttr: "app.key",
-		Match: []Rule{{Span: "smtp.*", Effect: "email.sent"}}}}
+		Match: []Rule{{Span: "smtp.*", Effect: "email.sent"}, {Span: "POST /v1/*", Effect: "payment.charged", KeyAttr: "http.request.header.idempotency-key"}}}}
 	req := &coltracepb.ExportTraceServiceRequest{ResourceSpans: []*tracepb.ResourceSpans{{ScopeSpans: []*tracepb.ScopeSpans{{Spans: []*tracepb.Span{
 		{TraceId: id(t, traceA), SpanId: id(t, "0000000000000001"), Name: "process", Kind: tracepb.Span_SPAN_KIND_CONSUMER,
 			StartTimeUnixNano: ns(0), EndTimeUnixNano: ns(time.Second), Attributes: []*commonpb.KeyValue{str("messaging.message.id", "j-1")}},
@@ -236,6 +244,12 @@ func TestMapOptions(t *testing.T) {
 		{TraceId: id(t, traceA), SpanId: id(t, "0000000000000003"), Name: "x",
 			EndTimeUnixNano: ns(time.Second), Attributes: []*commonpb.KeyValue{str("app.effect", "ledger.insert"), num("app.key", 7)}},
 		{TraceId: make([]byte, 16), SpanId: id(t, "0000000000000004"), Name: "zero", Attributes: []*commonpb.KeyValue{str("app.effect", "e")}},
+		// An HTTP header attribute is an array; one value is the key, two
+		// are none.
+		{TraceId: id(t, traceA), SpanId: id(t, "0000000000000006"), Name: "POST /v1/charges", EndTimeUnixNano: ns(2 * time.Second),
+			Attributes: []*commonpb.KeyValue{strs("http.request.header.idempotency-key", "idem-1")}},
+		{TraceId: id(t, traceA), SpanId: id(t, "0000000000000007"), Name: "POST /v1/charges", EndTimeUnixNano: ns(2 * time.Second),
+			Attributes: []*commonpb.KeyValue{strs("http.request.header.idempotency-key", "idem-1", "idem-2")}},
 		{TraceId: id(t, traceA), SpanId: id(t, "0000000000000005"), Name: "open", Attributes: []*commonpb.KeyValue{str("app.effect", "e"), str("app.key", "k")}},
 	}}}}}}
 	m := mp.Map(req)
@@ -243,6 +257,8 @@ func TestMapOptions(t *testing.T) {
 		`otlp:5b8efff798038103d269b633813fc60c:0000000000000002 effect 10:00:01.000 job=j-1 effect=email.sent effect_key=k-1 attrs={"span_id":"0000000000000002","trace_id":"5b8efff798038103d269b633813fc60c"}`,
 		`otlp:5b8efff798038103d269b633813fc60c:0000000000000003 effect 10:00:01.000 effect=ledger.insert effect_key=7 attrs={"span_id":"0000000000000003","trace_id":"5b8efff798038103d269b633813fc60c"}`,
 		`malformed: span "zero" (trace 00000000000000000000000000000000, span 0000000000000004): trace_id must be 16 bytes and span_id 8, not all zero`,
+		`otlp:5b8efff798038103d269b633813fc60c:0000000000000006 effect 10:00:02.000 effect=payment.charged effect_key=idem-1 attrs={"span_id":"0000000000000006","trace_id":"5b8efff798038103d269b633813fc60c"}`,
+		`malformed: span "POST /v1/charges" (trace 5b8efff798038103d269b633813fc60c, span 0000000000000007): effect payment.charged: no http.request.header.idempotency-key attribute (a string or number, or an array of one) for its effect_key`,
 		`malformed: span "open" (trace 5b8efff798038103d269b633813fc60c, span 0000000000000005): effect e: no end time`,
 	}
 	if got := describe(m.Records); !slices.Equal(got, want) {
@@ -252,7 +268,7 @@ func TestMapOptions(t *testing.T) {
 	// come from a queue tap), but its message id still links the
 	// effect under it to its job; twice.effect is not the effect
 	// attribute any more.
-	if m.Spans[OutcomeIgnored] != 1 || m.Spans[OutcomeEffect] != 2 || m.Spans[OutcomeMalformed] != 2 {
+	if m.Spans[OutcomeIgnored] != 1 || m.Spans[OutcomeEffect] != 3 || m.Spans[OutcomeMalformed] != 3 {
 		t.Errorf("spans %v", m.Spans)
 	}
 }
