@@ -5,11 +5,12 @@
 // is shared:
 //
 //   - Reading: only SELECT, never a lock or a write. One poll is one
-//     round trip of three statements (the DB's time, the rows new above
-//     an id cursor, a light signature of the rows followed and of the
-//     unfinished rows below the cursor) and, when some changed, a fourth
-//     that reads those rows whole. LISTEN on the queue's insert channel
-//     brings a poll forward, at most every 100 ms.
+//     round trip of four statements (the DB's time, the rows new above
+//     an id cursor, a light signature of the unfinished rows below the
+//     cursor and of the other rows followed) and, when some changed, a
+//     fifth that reads those rows whole; while catching up with more new
+//     rows than a batch, only new rows. LISTEN on the queue's insert
+//     channel brings a poll forward, at most every 100 ms.
 //   - Attempts: a poller misses transitions between polls, so every
 //     attempt is rebuilt from what the row keeps — attempt, the errors
 //     array ({attempt, at, error}), attempted_at, the final time — and an

@@ -32,8 +32,9 @@ type Poller struct {
 	tracker *tracker
 	builder *builder
 
-	qNew, qLight, qFull string
-	openStates          []string
+	qNew, qOpen, qLight, qFull string
+	openStates                 []string
+	more                       bool // the last poll read a full batch of new rows
 
 	mu      sync.Mutex
 	pool    *pgxpool.Pool
@@ -61,8 +62,12 @@ func NewPoller(name string, d *Dialect, cfg Config) (*Poller, error) {
 		builder: newBuilder(name),
 		qNew: "SELECT " + d.fullColumns() + " FROM " + table +
 			" WHERE id > $1 AND id <> ALL($2::bigint[]) ORDER BY id LIMIT $3",
+		// Two statements, each on one index: an OR of the two made
+		// Postgres scan the table and search the array for every row.
+		qOpen: "SELECT " + d.lightColumns() + " FROM " + table +
+			" WHERE state = ANY($2::text[]::" + stateType + "[]) AND id <= $1",
 		qLight: "SELECT " + d.lightColumns() + " FROM " + table +
-			" WHERE id = ANY($1::bigint[]) OR (id <= $2 AND state = ANY($3::text[]::" + stateType + "[]))",
+			" WHERE id = ANY($1::bigint[]) AND (id > $3 OR NOT (state = ANY($2::text[]::" + stateType + "[])))",
 		qFull:      "SELECT " + d.fullColumns() + " FROM " + table + " WHERE id = ANY($1::bigint[]) ORDER BY id",
 		openStates: d.rawStates(StateAvailable, StateScheduled, StateWaiting, StateRunning, StateRetryable),
 	}
@@ -123,6 +128,7 @@ func (p *Poller) Poll(ctx context.Context) (b *collectors.Batch, more bool, err 
 	if pool == nil {
 		return nil, false, fmt.Errorf("%s %s: Poll before Start", p.d.Type, p.name)
 	}
+	began := time.Now()
 	t := p.tracker
 	var now time.Time
 	var fresh, light []Row
@@ -134,19 +140,31 @@ func (p *Poller) Poll(ctx context.Context) (b *collectors.Batch, more bool, err 
 		fresh, bad, err = p.scanFull(rows, bad)
 		return err
 	})
-	batch.Queue(p.qLight, t.followed(), t.cursor, p.openStates).Query(func(rows pgx.Rows) error {
-		var err error
-		light, err = scanLight(rows)
-		return err
-	})
+	// While it catches up with a table that has more new rows than a
+	// batch, a poll reads new rows only: the rows it follows are read
+	// again once it has caught up (else each page would read them all).
+	catchingUp := p.more
+	nq := int64(2)
+	if !catchingUp {
+		scan := func(rows pgx.Rows) error {
+			l, err := scanLight(rows)
+			light = append(light, l...)
+			return err
+		}
+		batch.Queue(p.qOpen, t.cursor, p.openStates).Query(scan)
+		batch.Queue(p.qLight, t.followed(), p.openStates, t.cursor).Query(scan)
+		nq += 2
+	}
 	if err := pool.SendBatch(ctx, batch).Close(); err != nil {
 		return nil, false, fmt.Errorf("%s %s: read %s: %w", p.d.Type, p.name, p.lane, err)
 	}
-	nq := int64(3)
-	read, gone := t.changed(light)
+	var changed, gone []int64
+	if !catchingUp {
+		changed, gone = t.changed(light)
+	}
 	var again []Row
-	if len(read) > 0 {
-		rows, err := pool.Query(ctx, p.qFull, read)
+	if len(changed) > 0 {
+		rows, err := pool.Query(ctx, p.qFull, changed)
 		if err != nil {
 			return nil, false, fmt.Errorf("%s %s: read %s: %w", p.d.Type, p.name, p.lane, err)
 		}
@@ -159,12 +177,13 @@ func (p *Poller) Poll(ctx context.Context) (b *collectors.Batch, more bool, err 
 		for _, r := range again {
 			got[r.ID] = true
 		}
-		for _, id := range read {
+		for _, id := range changed {
 			if !got[id] && t.jobs[id] != nil {
 				gone = append(gone, id)
 			}
 		}
 	}
+	read := time.Since(began)
 	specs, gaps := t.observe(now.UnixNano(), fresh, again, gone)
 	b = &collectors.Batch{Events: make([]twicetype.Event, 0, len(specs)), Malformed: bad}
 	for _, s := range specs {
@@ -180,10 +199,13 @@ func (p *Poller) Poll(ctx context.Context) (b *collectors.Batch, more bool, err 
 		b.Lost = append(b.Lost, g)
 	}
 	p.mu.Lock()
+	readTime := p.stats.ReadTime + read
 	p.stats = t.stats
+	p.stats.ReadTime = readTime
 	p.queries += nq
 	p.mu.Unlock()
-	return b, len(fresh) == p.batch, nil
+	p.more = len(fresh) == p.batch
+	return b, p.more, nil
 }
 
 // scanLight reads the light columns.

@@ -3,6 +3,7 @@ package pgjobs
 import (
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/twicehq/twice/collectors/jobpath"
 	"github.com/twicehq/twice/twicetype"
@@ -83,6 +84,8 @@ type Stats struct {
 	LostIDs, LostRunning int64
 	// Following is how many jobs are followed now.
 	Following int
+	// ReadTime is the time spent in the database's queries (Poller).
+	ReadTime time.Duration
 }
 
 func newTracker(d *Dialect, m *jobpath.Mapping, grace int64) *tracker {

@@ -69,3 +69,47 @@ func TestLoad(t *testing.T) {
 		}
 	})
 }
+
+// TestLoadBacklog measures one poll's time in the database with 100,000
+// jobs waiting (a queue no worker reads): the light read of every
+// unfinished row is what a backlog costs. Only with TWICE_PGJOBS_LOAD=1.
+func TestLoadBacklog(t *testing.T) {
+	if os.Getenv("TWICE_PGJOBS_LOAD") != "1" {
+		t.Skip("skipped: set TWICE_PGJOBS_LOAD=1 to measure the load")
+	}
+	e := newEnv(t)
+	ctx := context.Background()
+	if _, err := e.pool.Exec(ctx, `INSERT INTO river_job (kind, args, queue, max_attempts)
+		SELECT 'SendReceipt', '{"payment": "p"}', 'backlog', 25 FROM generate_series(1, 100000)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.pool.Exec(ctx, "ANALYZE river_job"); err != nil {
+		t.Fatal(err)
+	}
+	s := newStream(t, e, pgjobs.Config{PollInterval: 10 * time.Millisecond})
+	if err := s.Start(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	stats := s.(interface{ Stats() (pgjobs.Stats, int64) })
+	start := time.Now()
+	for {
+		st, _ := stats.Stats()
+		if st.Following >= 100000 {
+			break
+		}
+		if _, err := s.Poll(ctx, time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st0, q0 := stats.Stats()
+	t.Logf("read 100,000 new rows in %v (%d polls, %v in the database)", time.Since(start).Round(time.Millisecond), st0.Polls, st0.ReadTime.Round(time.Millisecond))
+	for i := 0; i < 10; i++ {
+		if _, err := s.Poll(ctx, time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st1, q1 := stats.Stats()
+	polls := st1.Polls - st0.Polls
+	t.Logf("with 100,000 jobs waiting: %v in the database per poll, %d statements per poll",
+		((st1.ReadTime - st0.ReadTime) / time.Duration(polls)).Round(time.Millisecond), (q1-q0)/polls)
+}
