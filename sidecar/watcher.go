@@ -15,6 +15,7 @@ import (
 	"github.com/twicehq/twice/detectors"
 	"github.com/twicehq/twice/engine"
 	"github.com/twicehq/twice/internal/backoff"
+	"github.com/twicehq/twice/sources"
 	"github.com/twicehq/twice/twicetype"
 )
 
@@ -509,7 +510,7 @@ func (w *Watcher) loop() error {
 			w.release()
 			w.idleAdvance()
 			w.flushViews()
-			if w.opts.Now().Sub(w.ckptAt) >= w.opts.CheckpointInterval {
+			if since := w.opts.Now().Sub(w.ckptAt); since >= w.opts.CheckpointInterval || w.clientsWaiting() {
 				// A re-judged state is the new configuration's from its
 				// first snapshot on.
 				snap := w.opts.Now().Sub(w.snapAt) >= w.opts.SnapshotInterval || w.rejudging
@@ -519,6 +520,18 @@ func (w *Watcher) loop() error {
 			}
 		}
 	}
+}
+
+// clientsWaiting reports whether a pushed source has clients waiting for
+// their records to be durable (sources.Waited): the loop then checkpoints
+// at this flush rather than at the next checkpoint interval.
+func (w *Watcher) clientsWaiting() bool {
+	for _, s := range w.opts.Streams {
+		if ws, ok := s.(sources.Waited); ok && ws.Pending() > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // maxReasons bounds the reason labels of twice_malformed_total a source.

@@ -193,6 +193,18 @@ type HealthReporter interface {
 	Health() error
 }
 
+// Waited is a Stream whose clients wait for their records to be durable
+// (a pushed source: an SMTP client waits for its 250, an exporter for its
+// 200). While Pending is above zero, the sidecar checkpoints at every
+// flush (every 100 ms by default) rather than every checkpoint interval,
+// so an answer waits for the next flush, not the next timed checkpoint.
+// It must be safe to call from any goroutine.
+type Waited interface {
+	// Pending returns how many records were received and are not yet
+	// committed.
+	Pending() int64
+}
+
 // Ordered is a Stream whose positions within a lane can be compared: the
 // sidecar then skips a record at or before a position already read (read
 // again after a reconnect) and counts it in twice_redelivered_total.
