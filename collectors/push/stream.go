@@ -85,7 +85,10 @@ type waiter struct {
 	err  error
 }
 
-var _ sources.Stream = (*Stream)(nil)
+var (
+	_ sources.Stream = (*Stream)(nil)
+	_ sources.Waited = (*Stream)(nil) // the watch checkpoints at every flush while clients wait
+)
 
 // NewStream returns the stream of the push source named name, served by
 // rcv. It does no I/O.
