@@ -110,13 +110,17 @@ func (mp *mapper) span(ref spanRef, index map[string]spanRef, out *Mapped) {
 		out.Spans[OutcomeIgnored]++
 		return
 	}
+	// The recorded reason names the span but not its ids, so that
+	// twice_malformed_total{reason} counts kinds of problems, not spans;
+	// the exporter's answer names the ids of the first.
 	malformed := func(format string, args ...any) {
-		reason := fmt.Sprintf("span %q (trace %s, span %s): ", sp.GetName(), hex.EncodeToString(sp.GetTraceId()), hex.EncodeToString(sp.GetSpanId())) + fmt.Sprintf(format, args...)
+		problem := fmt.Sprintf(format, args...)
 		out.Spans[OutcomeMalformed]++
 		out.Rejected++
 		if out.FirstError == "" {
-			out.FirstError = reason
+			out.FirstError = fmt.Sprintf("span %q (trace %s, span %s): %s", sp.GetName(), hex.EncodeToString(sp.GetTraceId()), hex.EncodeToString(sp.GetSpanId()), problem)
 		}
+		reason := fmt.Sprintf("span %q: %s", sp.GetName(), problem)
 		out.Records = append(out.Records, sources.Record{Malformed: &twicetype.Malformed{Source: mp.source, Reason: reason}})
 	}
 	if !validID(sp.GetTraceId(), 16) || !validID(sp.GetSpanId(), 8) {
