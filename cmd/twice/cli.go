@@ -135,6 +135,7 @@ lost jobs, retry storms and dead letters nobody replays.`,
 	root.SetVersionTemplate("twice {{.Version}}\n")
 	root.AddCommand(newAuditCmd(e), newWatchCmd(e), newVersionCmd(e))
 	root.AddCommand(newMigrateCmd(e))
+	root.AddCommand(newHealthcheckCmd(e))
 	return root
 }
 
