@@ -19,5 +19,9 @@ COPY --from=build --chown=65532:65532 /out/state /var/lib/twice
 USER 65532:65532
 VOLUME /var/lib/twice
 EXPOSE 8080
+# No shell or curl in the image: twice checks itself (GET /healthz on the
+# watch.listen of the config the default CMD runs with).
+HEALTHCHECK --interval=10s --timeout=5s --start-period=10s --retries=3 \
+	CMD ["/usr/local/bin/twice", "healthcheck", "--config", "/etc/twice/twice.yaml"]
 ENTRYPOINT ["/usr/local/bin/twice"]
 CMD ["watch", "--config", "/etc/twice/twice.yaml"]

@@ -20,12 +20,17 @@ type composeFile struct {
 }
 
 type service struct {
-	Image       string            `yaml:"image"`
-	Build       *build            `yaml:"build"`
-	Command     []string          `yaml:"command"`
-	Ports       []string          `yaml:"ports"`
-	Volumes     []string          `yaml:"volumes"`
-	Environment map[string]string `yaml:"environment"`
+	Image       string                    `yaml:"image"`
+	Build       *build                    `yaml:"build"`
+	Entrypoint  []string                  `yaml:"entrypoint"`
+	Command     []string                  `yaml:"command"`
+	Ports       []string                  `yaml:"ports"`
+	Volumes     []string                  `yaml:"volumes"`
+	Environment map[string]string         `yaml:"environment"`
+	DependsOn   map[string]map[string]any `yaml:"depends_on"`
+	Healthcheck *struct {
+		Test []string `yaml:"test"`
+	} `yaml:"healthcheck"`
 }
 
 type build struct {
