@@ -10,11 +10,21 @@ import (
 	"github.com/twicehq/twice/twicetype"
 )
 
-// junitReporter writes JUnit XML for CI test views: one test case per
-// detector that ran, failing with one <failure> per finding, and one test
-// case per warning (classname twice.coverage), skipped — or failing under
-// Options.StrictCoverage — so that a CI view never shows an all-clear for
-// an audit that did not check everything.
+// junitReporter writes JUnit XML for CI test views, valid against the
+// Jenkins JUnit schema (testdata/jenkins-junit-10.xsd):
+//
+//   - one test suite per detector that ran, named after it, with one test
+//     case per finding (classname twice.DETECTOR, named by detector and
+//     subject): failed by one <failure> when the finding is at or above
+//     --fail-on, passing with the finding in <system-out> when below; a
+//     detector without findings has one passing test case named after it;
+//   - a suite twice.coverage with one test case per warning, skipped — or
+//     failed under Options.StrictCoverage, as the exit code is — and one
+//     skipped test case for malformed lines, so that a CI view never shows
+//     an all-clear for an audit that did not check everything.
+//
+// A test case never holds more than one <failure>: CI views (Jenkins,
+// Azure) show only the first, and junitparser rejects several.
 type junitReporter struct {
 	opts Options
 }
@@ -24,18 +34,18 @@ type junitSuites struct {
 	Name     string       `xml:"name,attr"`
 	Tests    int          `xml:"tests,attr"`
 	Failures int          `xml:"failures,attr"`
-	Skipped  int          `xml:"skipped,attr,omitempty"`
+	Errors   int          `xml:"errors,attr"`
 	Suites   []junitSuite `xml:"testsuite"`
 }
 
 type junitSuite struct {
 	Name string `xml:"name,attr"`
-	// Tests counts test cases (detectors, warnings), Failures the failing
-	// ones, Skipped the warnings that do not fail.
+	// Tests counts test cases, Failures the failing ones, Skipped the
+	// warnings and malformed lines that do not fail.
 	Tests    int         `xml:"tests,attr"`
 	Failures int         `xml:"failures,attr"`
 	Errors   int         `xml:"errors,attr"`
-	Skipped  int         `xml:"skipped,attr,omitempty"`
+	Skipped  int         `xml:"skipped,attr"`
 	Cases    []junitCase `xml:"testcase"`
 }
 
@@ -43,7 +53,8 @@ type junitCase struct {
 	Classname string         `xml:"classname,attr"`
 	Name      string         `xml:"name,attr"`
 	Skipped   *junitSkipped  `xml:"skipped"`
-	Failures  []junitFailure `xml:"failure"`
+	Failure   *junitFailure  `xml:"failure"`
+	SystemOut *junitCharData `xml:"system-out"`
 }
 
 type junitSkipped struct {
@@ -65,56 +76,108 @@ func (f junitFailure) MarshalXML(e *xml.Encoder, start xml.StartElement) error {
 		{Name: xml.Name{Local: "message"}, Value: f.Message},
 		{Name: xml.Name{Local: "type"}, Value: f.Type},
 	}
+	return encodeText(e, start, f.Text)
+}
+
+// junitCharData is an element of text only (<system-out>), newlines kept.
+type junitCharData string
+
+// MarshalXML writes the text as character data, newlines kept.
+func (t junitCharData) MarshalXML(e *xml.Encoder, start xml.StartElement) error {
+	return encodeText(e, start, string(t))
+}
+
+func encodeText(e *xml.Encoder, start xml.StartElement, text string) error {
 	if err := e.EncodeToken(start); err != nil {
 		return err
 	}
-	if err := e.EncodeToken(xml.CharData(f.Text)); err != nil {
+	if err := e.EncodeToken(xml.CharData(text)); err != nil {
 		return err
 	}
 	return e.EncodeToken(start.End())
+}
+
+func (s *junitSuite) add(tc junitCase) {
+	s.Tests++
+	switch {
+	case tc.Failure != nil:
+		s.Failures++
+	case tc.Skipped != nil:
+		s.Skipped++
+	}
+	s.Cases = append(s.Cases, tc)
 }
 
 func (j *junitReporter) Write(w io.Writer, r *twicetype.Report) error {
 	if r == nil {
 		return errNilReport
 	}
-	suite := junitSuite{Name: "twice"}
-	for _, wn := range r.Summary.Warnings {
+	s := &r.Summary
+	var suites []junitSuite
+
+	coverage := junitSuite{Name: "twice.coverage"}
+	for _, wn := range s.Warnings {
 		name := wn.Code
 		if wn.Subject != "" {
 			name += " " + wn.Subject
 		}
 		tc := junitCase{Classname: "twice.coverage", Name: clean(name)}
 		if j.opts.StrictCoverage {
-			tc.Failures = []junitFailure{{Message: clean(wn.Message), Type: "coverage", Text: clean(wn.Message) + "\n"}}
-			suite.Failures++
+			tc.Failure = &junitFailure{Message: clean(wn.Message), Type: "coverage", Text: clean(wn.Message) + "\n"}
 		} else {
 			tc.Skipped = &junitSkipped{Message: clean(wn.Message)}
-			suite.Skipped++
 		}
-		suite.Tests++
-		suite.Cases = append(suite.Cases, tc)
+		coverage.add(tc)
 	}
+	if n := max(s.Malformed, int64(len(s.MalformedLines))); n > 0 {
+		// Malformed lines were not audited, but do not change the exit
+		// code (--strict stops at the first instead): skipped, listed.
+		shown := s.MalformedLines[:min(len(s.MalformedLines), malformedCap)]
+		var b strings.Builder
+		for _, m := range shown {
+			fmt.Fprintf(&b, "%s\n", clean(m.Error()))
+		}
+		if more := malformedLeftOff(s, len(shown)); more > 0 {
+			fmt.Fprintf(&b, "… and %d more\n", more)
+		}
+		out := junitCharData(b.String())
+		coverage.add(junitCase{
+			Classname: "twice.coverage", Name: "malformed",
+			Skipped:   &junitSkipped{Message: fmt.Sprintf("%d malformed lines were not audited", n)},
+			SystemOut: &out,
+		})
+	}
+	if coverage.Tests > 0 {
+		suites = append(suites, coverage)
+	}
+
 	byDetector := map[string][]*twicetype.Finding{}
 	for _, g := range groupFindings(r.Findings) {
 		byDetector[g.Detector] = g.Findings
 	}
 	for _, row := range detectorCounts(r) {
-		tc := junitCase{Classname: "twice." + row.ID, Name: row.ID}
+		suite := junitSuite{Name: clean(row.ID)}
+		class := "twice." + clean(row.ID)
 		for _, f := range byDetector[row.ID] {
-			tc.Failures = append(tc.Failures, junitFailure{
-				Message: failureMessage(f),
-				Type:    f.Severity.String(),
-				Text:    junitText(f),
-			})
+			tc := junitCase{Classname: class, Name: clean(f.Detector + " " + f.Subject)}
+			if j.opts.fails(f) {
+				tc.Failure = &junitFailure{Message: failureMessage(f), Type: f.Severity.String(), Text: junitText(f)}
+			} else {
+				out := junitCharData(fmt.Sprintf("%s, below --fail-on %s: does not fail the audit\n", f.Severity, j.opts.threshold()) + junitText(f))
+				tc.SystemOut = &out
+			}
+			suite.add(tc)
 		}
-		suite.Tests++
-		if len(tc.Failures) > 0 {
-			suite.Failures++
+		if len(suite.Cases) == 0 {
+			suite.add(junitCase{Classname: class, Name: clean(row.ID)})
 		}
-		suite.Cases = append(suite.Cases, tc)
+		suites = append(suites, suite)
 	}
-	doc := junitSuites{Name: "twice", Tests: suite.Tests, Failures: suite.Failures, Skipped: suite.Skipped, Suites: []junitSuite{suite}}
+	doc := junitSuites{Name: "twice", Suites: suites}
+	for _, su := range suites {
+		doc.Tests += su.Tests
+		doc.Failures += su.Failures
+	}
 
 	var buf bytes.Buffer
 	buf.WriteString(xml.Header)
@@ -140,6 +203,7 @@ func failureMessage(f *twicetype.Finding) string {
 // item a line.
 func junitText(f *twicetype.Finding) string {
 	var b strings.Builder
+	fmt.Fprintf(&b, "severity: %s\n", f.Severity)
 	fmt.Fprintf(&b, "subject: %s\n", clean(f.Subject))
 	fmt.Fprintf(&b, "message: %s\n", clean(f.Message))
 	if f.Cause != "" {

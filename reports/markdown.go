@@ -20,6 +20,35 @@ func (m *markdownReporter) Write(w io.Writer, r *twicetype.Report) error {
 	if r == nil {
 		return errNilReport
 	}
+	limit := m.opts.MaxBytes
+	if limit <= 0 {
+		limit = DefaultMarkdownMaxBytes
+	}
+	// The most findings that fit: the size grows with the findings shown,
+	// so a binary search finds it in a few renderings.
+	b := m.render(r, 0, limit)
+	if b.Len() > limit {
+		return fmt.Errorf("reports: markdown: the report without findings takes %d bytes, more than the limit of %d (--max-bytes)", b.Len(), limit)
+	}
+	lo, hi := 0, len(r.Findings)
+	for lo < hi {
+		mid := (lo + hi + 1) / 2
+		if m.render(r, mid, limit).Len() <= limit {
+			lo = mid
+		} else {
+			hi = mid - 1
+		}
+	}
+	if lo > 0 {
+		b = m.render(r, lo, limit)
+	}
+	_, err := w.Write(b.Bytes())
+	return err
+}
+
+// render writes the report with its first n findings; it is cut only
+// between blocks (a table, a <details> block), never inside one.
+func (m *markdownReporter) render(r *twicetype.Report, n, limit int) *bytes.Buffer {
 	var b bytes.Buffer
 	s := &r.Summary
 
@@ -29,8 +58,16 @@ func (m *markdownReporter) Write(w io.Writer, r *twicetype.Report) error {
 	}
 	fmt.Fprintf(&b, "## %s\n\n", title)
 
-	// A GitHub alert, first: the warnings say how far the rest can be
-	// trusted.
+	// The status first: what a reviewer needs from a PR comment.
+	pass, line := verdict(r, m.opts)
+	icon := ":x:"
+	if pass {
+		icon = ":white_check_mark:"
+	}
+	verdictWord, rest, _ := strings.Cut(line, ": ")
+	fmt.Fprintf(&b, "%s **%s**: %s\n\n", icon, verdictWord, mdEscape(rest))
+
+	// A GitHub alert: the warnings say how far the rest can be trusted.
 	if len(s.Warnings) > 0 {
 		b.WriteString("> [!WARNING]\n> **Not everything was checked:**\n")
 		for _, w := range s.Warnings {
@@ -62,24 +99,30 @@ func (m *markdownReporter) Write(w io.Writer, r *twicetype.Report) error {
 	}
 
 	b.WriteString("\n### Findings\n\n")
+	shown := r.Findings[:n]
 	if len(r.Findings) == 0 {
 		b.WriteString(noFindings(s) + "\n")
-	} else {
-		b.WriteString("| severity | detector | subject | count | message |\n")
-		b.WriteString("|---|---|---|---:|---|\n")
-		for i := range r.Findings {
-			f := &r.Findings[i]
-			fmt.Fprintf(&b, "| %s | %s | %s | %d | %s |\n",
-				f.Severity, mdEscape(f.Detector), mdEscape(f.Subject), f.Count, mdEscape(f.Message))
+	}
+	if n > 0 {
+		b.WriteString("| severity | detector | subject | job type | queue | count | message |\n")
+		b.WriteString("|---|---|---|---|---|---:|---|\n")
+		for i := range shown {
+			f := &shown[i]
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %d | %s |\n",
+				f.Severity, mdEscape(f.Detector), mdEscape(f.Subject), mdEscape(f.JobType), mdEscape(f.Queue),
+				f.Count, mdEscape(f.Message))
 		}
-		for _, g := range groupFindings(r.Findings) {
-			fmt.Fprintf(&b, "\n<details>\n<summary>%s (%d)</summary>\n\n",
-				html.EscapeString(clean(g.Detector)), len(g.Findings))
-			for _, f := range g.Findings {
-				writeMarkdownFinding(&b, f)
-			}
-			b.WriteString("\n</details>\n")
+	}
+	if more := len(r.Findings) - n; more > 0 {
+		fmt.Fprintf(&b, "\n_… and %d more findings not shown: this report is capped at %d bytes (--max-bytes); --format json lists them all._\n", more, limit)
+	}
+	for _, g := range groupFindings(shown) {
+		fmt.Fprintf(&b, "\n<details>\n<summary>%s (%d)</summary>\n\n",
+			html.EscapeString(clean(g.Detector)), len(g.Findings))
+		for _, f := range g.Findings {
+			writeMarkdownFinding(&b, f)
 		}
+		b.WriteString("\n</details>\n")
 	}
 
 	if s.Malformed > 0 || len(s.MalformedLines) > 0 {
@@ -94,9 +137,7 @@ func (m *markdownReporter) Write(w io.Writer, r *twicetype.Report) error {
 		}
 		b.WriteString("\n</details>\n")
 	}
-
-	_, err := w.Write(b.Bytes())
-	return err
+	return &b
 }
 
 func writeMarkdownFinding(b *bytes.Buffer, f *twicetype.Finding) {

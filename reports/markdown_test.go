@@ -72,20 +72,20 @@ func TestMarkdownFull(t *testing.T) {
 		t.Fatalf("findings table has %d rows, want %d:\n%s", len(rows), len(r.Findings), out)
 	}
 	for i, row := range rows {
-		if len(row) != 5 {
-			t.Errorf("row %d has %d cells, want 5: %q", i, len(row), row)
+		if len(row) != 7 {
+			t.Errorf("row %d has %d cells, want 7: %q", i, len(row), row)
 			continue
 		}
 		f := r.Findings[i]
-		if row[0] != f.Severity.String() || row[1] != f.Detector {
-			t.Errorf("row %d = %q, want severity %s detector %s", i, row, f.Severity, f.Detector)
+		if row[0] != f.Severity.String() || row[1] != f.Detector || row[3] != f.JobType || row[4] != f.Queue {
+			t.Errorf("row %d = %q, want severity %s detector %s job type %q queue %q", i, row, f.Severity, f.Detector, f.JobType, f.Queue)
 		}
 	}
-	if want := []string{"low", "duplicate-execution", "a\\|b\\`c", "1", "job a\\|b\\`c started again after \\*succeeded\\*"}; strings.Join(rows[5], "¦") != strings.Join(want, "¦") {
+	if want := []string{"low", "duplicate-execution", "a\\|b\\`c", "", "", "1", "job a\\|b\\`c started again after \\*succeeded\\*"}; strings.Join(rows[5], "¦") != strings.Join(want, "¦") {
 		t.Errorf("escaped row = %q, want %q", rows[5], want)
 	}
-	if rows[2][4] != `line one\\nline \| two` {
-		t.Errorf("multi-line message cell = %q", rows[2][4])
+	if rows[2][6] != `line one\\nline \| two` {
+		t.Errorf("multi-line message cell = %q", rows[2][6])
 	}
 	for _, want := range []string{
 		"| events | 1200 |",

@@ -39,6 +39,104 @@ type Options struct {
 	// --strict-coverage): junit writes them as failures rather than
 	// skipped test cases. Other formats show warnings the same either way.
 	StrictCoverage bool
+	// FailOn is the --fail-on threshold: findings at or above it fail the
+	// audit. SeverityNone, the zero value, stands for Low (any finding
+	// fails), as twice audit's default; NeverFail is --fail-on none.
+	// Every format but json says pass or fail by it, and junit writes
+	// findings below it as passing test cases.
+	FailOn twicetype.Severity
+	// NeverFail says that no finding fails the audit (--fail-on none).
+	NeverFail bool
+	// Top caps the findings the text format lists per group (--top);
+	// 0 lists them all. The rest are counted.
+	Top int
+	// GroupBy is what the text format groups findings by: GroupDetector
+	// ("" too), GroupJobType or GroupQueue.
+	GroupBy string
+	// MaxBytes caps the size of the markdown report (--max-bytes); 0 is
+	// DefaultMarkdownMaxBytes. Findings that do not fit are counted.
+	MaxBytes int
+}
+
+// The values of Options.GroupBy.
+const (
+	GroupDetector = "detector"
+	GroupJobType  = "job_type"
+	GroupQueue    = "queue"
+)
+
+// GroupBys lists the values Options.GroupBy accepts, the default first.
+var GroupBys = []string{GroupDetector, GroupJobType, GroupQueue}
+
+// DefaultTop is the number of findings per group the text format of twice
+// audit lists by default.
+const DefaultTop = 10
+
+// DefaultMarkdownMaxBytes is the default cap of a markdown report: what a
+// GitHub pull-request comment holds (65,536 characters).
+const DefaultMarkdownMaxBytes = 64 << 10
+
+// threshold returns the severity at or above which findings fail the
+// audit, SeverityNone when none does.
+func (o Options) threshold() twicetype.Severity {
+	if o.NeverFail {
+		return twicetype.SeverityNone
+	}
+	return max(o.FailOn, twicetype.Low)
+}
+
+// fails reports whether f fails the audit under o.
+func (o Options) fails(f *twicetype.Finding) bool {
+	t := o.threshold()
+	return t != twicetype.SeverityNone && f.Severity >= t
+}
+
+// verdict says whether the audit passes under o, in one line that starts
+// with PASS or FAIL and says why, with the counts behind it. It decides as
+// twice audit's exit code does: findings at or above --fail-on fail, then,
+// under StrictCoverage, warnings.
+func verdict(r *twicetype.Report, o Options) (pass bool, line string) {
+	failing := 0
+	for i := range r.Findings {
+		if o.fails(&r.Findings[i]) {
+			failing++
+		}
+	}
+	below := len(r.Findings) - failing
+	t := o.threshold()
+	flag := "--fail-on " + t.String()
+	warned := len(r.Summary.Warnings)
+	switch {
+	case failing > 0:
+		line = fmt.Sprintf("FAIL: %s at or above %s (%s)", plural(failing, "finding"), t, flag)
+		if below > 0 {
+			line += fmt.Sprintf(", %d below", below)
+		}
+	case o.StrictCoverage && warned > 0:
+		line = fmt.Sprintf("FAIL: %s under --strict-coverage: not everything was checked", plural(warned, "warning"))
+		if len(r.Findings) > 0 {
+			line += fmt.Sprintf("; %s, none at or above %s (%s)", plural(len(r.Findings), "finding"), t, flag)
+		}
+	case t == twicetype.SeverityNone:
+		pass, line = true, fmt.Sprintf("PASS: %s, none fails the audit (%s)", plural(len(r.Findings), "finding"), flag)
+	default:
+		pass, line = true, fmt.Sprintf("PASS: no finding at or above %s (%s)", t, flag)
+		if below > 0 {
+			line += fmt.Sprintf(", %d below", below)
+		}
+	}
+	if pass && warned > 0 {
+		line += fmt.Sprintf("; %s: not everything was checked", plural(warned, "warning"))
+	}
+	return pass, line
+}
+
+// plural writes n and noun, with an s unless n is 1.
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 // Formats lists the format names New accepts, the default first.
@@ -148,15 +246,23 @@ type group struct {
 // groupFindings groups findings by detector; groups come in the order their
 // first finding appears in the report.
 func groupFindings(fs []twicetype.Finding) []group {
+	return groupFindingsBy(fs, func(f *twicetype.Finding) string { return f.Detector })
+}
+
+// groupFindingsBy groups findings by key (stored in group.Detector); groups
+// come in the order their first finding appears in the report, so the
+// group of the most severe finding comes first.
+func groupFindingsBy(fs []twicetype.Finding, key func(*twicetype.Finding) string) []group {
 	var groups []group
 	index := map[string]int{}
 	for i := range fs {
 		f := &fs[i]
-		g, ok := index[f.Detector]
+		k := key(f)
+		g, ok := index[k]
 		if !ok {
 			g = len(groups)
-			index[f.Detector] = g
-			groups = append(groups, group{Detector: f.Detector})
+			index[k] = g
+			groups = append(groups, group{Detector: k})
 		}
 		groups[g].Findings = append(groups[g].Findings, f)
 	}

@@ -112,14 +112,33 @@ func (t *textReporter) Write(w io.Writer, r *twicetype.Report) error {
 		fmt.Fprintln(tw, "  "+noFindings(s))
 	}
 
-	for _, g := range groupFindings(r.Findings) {
-		fmt.Fprintf(tw, "\n%s\n", p.bold(fmt.Sprintf("%s (%d)", clean(g.Detector), len(g.Findings))))
-		for i, f := range g.Findings {
+	groups := textGroups(r.Findings, t.opts.GroupBy)
+	shownGroups := groups
+	if t.opts.Top > 0 && len(groups) > maxTextGroups {
+		shownGroups = groups[:maxTextGroups]
+	}
+	for _, g := range shownGroups {
+		fmt.Fprintf(tw, "\n%s\n", p.bold(fmt.Sprintf("%s (%d)", g.Detector, len(g.Findings))))
+		shown := g.Findings
+		if t.opts.Top > 0 && len(shown) > t.opts.Top {
+			shown = shown[:t.opts.Top]
+		}
+		for i, f := range shown {
 			if i > 0 {
 				fmt.Fprintln(tw)
 			}
-			writeTextFinding(tw, p, f)
+			writeTextFinding(tw, p, f, t.opts.GroupBy)
 		}
+		if more := len(g.Findings) - len(shown); more > 0 {
+			fmt.Fprintf(tw, "\n  … and %d more (--top %d shows %d per group; --format json lists all)\n", more, t.opts.Top, t.opts.Top)
+		}
+	}
+	if rest := groups[len(shownGroups):]; len(rest) > 0 {
+		n := 0
+		for _, g := range rest {
+			n += len(g.Findings)
+		}
+		fmt.Fprintf(tw, "\n… and %d more groups with %s (--top 0 shows all; --format json lists all)\n", len(rest), plural(n, "finding"))
 	}
 
 	if s.Malformed > 0 || len(s.MalformedLines) > 0 {
@@ -133,6 +152,14 @@ func (t *textReporter) Write(w io.Writer, r *twicetype.Report) error {
 		}
 	}
 
+	// Last, what a CI log shows: pass or fail, and why.
+	pass, line := verdict(r, t.opts)
+	code := ansiRed
+	if pass {
+		code = ansiDefault
+	}
+	fmt.Fprintf(tw, "\n%s\n", p.bold(p.paint(code, line)))
+
 	if err := tw.Flush(); err != nil {
 		return err
 	}
@@ -140,8 +167,40 @@ func (t *textReporter) Write(w io.Writer, r *twicetype.Report) error {
 	return err
 }
 
-func writeTextFinding(w io.Writer, p painter, f *twicetype.Finding) {
-	fmt.Fprintf(w, "  [%s] %s\n", p.severity(f.Severity), clean(f.Subject))
+// maxTextGroups bounds the groups the text format lists when Top is set:
+// grouped by job type or queue, a report can have as many groups as
+// findings.
+const maxTextGroups = 50
+
+// textGroups groups findings for the text format by what groupBy names;
+// a group's name (group.Detector) is the heading, cleaned.
+func textGroups(fs []twicetype.Finding, groupBy string) []group {
+	switch groupBy {
+	case GroupJobType:
+		return groupFindingsBy(fs, func(f *twicetype.Finding) string {
+			if f.JobType == "" {
+				return "job type unknown"
+			}
+			return "job type " + clean(f.JobType)
+		})
+	case GroupQueue:
+		return groupFindingsBy(fs, func(f *twicetype.Finding) string {
+			if f.Queue == "" {
+				return "queue unknown"
+			}
+			return "queue " + clean(f.Queue)
+		})
+	}
+	return groupFindingsBy(fs, func(f *twicetype.Finding) string { return clean(f.Detector) })
+}
+
+func writeTextFinding(w io.Writer, p painter, f *twicetype.Finding, groupBy string) {
+	if groupBy == GroupJobType || groupBy == GroupQueue {
+		// Grouped by something else, each finding names its detector.
+		fmt.Fprintf(w, "  [%s] %s %s\n", p.severity(f.Severity), clean(f.Detector), clean(f.Subject))
+	} else {
+		fmt.Fprintf(w, "  [%s] %s\n", p.severity(f.Severity), clean(f.Subject))
+	}
 	if f.Message != "" {
 		fmt.Fprintf(w, "    %s\n", clean(f.Message))
 	}

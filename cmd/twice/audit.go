@@ -50,6 +50,9 @@ type auditFlags struct {
 	to            string
 	cpuProfile    string
 	memProfile    string
+	top           int
+	groupBy       string
+	maxBytes      int
 }
 
 func newAuditCmd(e env) *cobra.Command {
@@ -106,6 +109,9 @@ configuration error, 3 input could not be read, 4 warnings under
 	fl.StringVar(&f.until, "until", "", "with --from: audit events before this time (RFC 3339)")
 	fl.StringVar(&f.from, "from", "", "audit the events stored in ClickHouse (clickhouse://host:9000/db or http://host:8123/db) with SQL, where they live")
 	fl.StringVar(&f.to, "to", "", "also store the events read in ClickHouse (DSN as for --from); tables are created as needed")
+	fl.IntVar(&f.top, "top", reports.DefaultTop, "text: list at most N findings per group, counting the rest (0: all)")
+	fl.StringVar(&f.groupBy, "group-by", reports.GroupDetector, "text: group findings by "+strings.Join(reports.GroupBys, "|"))
+	fl.IntVar(&f.maxBytes, "max-bytes", reports.DefaultMarkdownMaxBytes, "markdown: cap the report at N bytes (a PR comment holds 65536), counting the findings left out")
 	fl.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the audit to FILE")
 	fl.StringVar(&f.memProfile, "memprofile", "", "write a heap profile at the end of input to FILE")
 	_ = fl.MarkHidden("cpuprofile")
@@ -124,6 +130,16 @@ func runAudit(cmd *cobra.Command, e env, f auditFlags, args []string) error {
 	case "auto", "always", "never":
 	default:
 		return usageErr("--color: want auto, always or never, got %q", f.color)
+	}
+	f.groupBy = strings.ToLower(f.groupBy)
+	if !slices.Contains(reports.GroupBys, f.groupBy) {
+		return usageErr("--group-by: want %s, got %q", strings.Join(reports.GroupBys, ", "), f.groupBy)
+	}
+	if f.top < 0 {
+		return usageErr("--top: want 0 (all) or more, got %d", f.top)
+	}
+	if f.maxBytes < minMarkdownBytes {
+		return usageErr("--max-bytes: want at least %d, got %d", minMarkdownBytes, f.maxBytes)
 	}
 	cfg, err := loadConfig(f)
 	if err != nil {
@@ -200,11 +216,7 @@ func runAudit(cmd *cobra.Command, e env, f auditFlags, args []string) error {
 			})
 		}
 	}
-	reporter, err := reports.New(f.format, reports.Options{
-		Color:          useColor(e, f),
-		Source:         strings.Join(paths, ", "),
-		StrictCoverage: f.strictCov,
-	})
+	reporter, err := reports.New(f.format, reportOptions(e, f, strings.Join(paths, ", "), failOn))
 	if err != nil {
 		return usageErr("--format: %v", err)
 	}
@@ -411,6 +423,24 @@ func loadConfig(f auditFlags) (*config.Config, error) {
 		cfg.Engine.ReorderBuffer = f.reorderBuffer
 	}
 	return cfg, nil
+}
+
+// minMarkdownBytes is the least --max-bytes: room for the summary and
+// the warnings.
+const minMarkdownBytes = 4096
+
+// reportOptions are the reports.Options of the audit's flags.
+func reportOptions(e env, f auditFlags, source string, failOn twicetype.Severity) reports.Options {
+	return reports.Options{
+		Color:          useColor(e, f),
+		Source:         source,
+		StrictCoverage: f.strictCov,
+		FailOn:         failOn,
+		NeverFail:      failOn == twicetype.SeverityNone,
+		Top:            f.top,
+		GroupBy:        f.groupBy,
+		MaxBytes:       f.maxBytes,
+	}
 }
 
 func useColor(e env, f auditFlags) bool {

@@ -62,7 +62,7 @@ func auditStore(cmd *cobra.Command, e env, f auditFlags, cfg *config.Config, fai
 	}
 	defer st.Close()
 	source := st.DSN().String()
-	reporter, err := reports.New(f.format, reports.Options{Color: useColor(e, f), Source: source, StrictCoverage: f.strictCov})
+	reporter, err := reports.New(f.format, reportOptions(e, f, source, failOn))
 	if err != nil {
 		return usageErr("--format: %v", err)
 	}
