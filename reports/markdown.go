@@ -11,7 +11,9 @@ import (
 )
 
 // markdownReporter writes GitHub-flavoured Markdown for CI job summaries
-// and pull-request comments.
+// and pull-request comments: a PASS/FAIL status line first, then the
+// warnings, the summary and the findings, as many as fit Options.MaxBytes
+// (most severe first; the rest counted).
 type markdownReporter struct {
 	opts Options
 }
@@ -30,7 +32,9 @@ func (m *markdownReporter) Write(w io.Writer, r *twicetype.Report) error {
 	if b.Len() > limit {
 		return fmt.Errorf("reports: markdown: the report without findings takes %d bytes, more than the limit of %d (--max-bytes)", b.Len(), limit)
 	}
-	lo, hi := 0, len(r.Findings)
+	// A finding takes more than minFindingBytes (a table row and a list
+	// item), which bounds the search without rendering them all.
+	lo, hi := 0, min(len(r.Findings), limit/minFindingBytes)
 	for lo < hi {
 		mid := (lo + hi + 1) / 2
 		if m.render(r, mid, limit).Len() <= limit {
@@ -45,6 +49,10 @@ func (m *markdownReporter) Write(w io.Writer, r *twicetype.Report) error {
 	_, err := w.Write(b.Bytes())
 	return err
 }
+
+// minFindingBytes is less than the bytes any finding takes in the
+// markdown report: its table row alone is more.
+const minFindingBytes = 32
 
 // render writes the report with its first n findings; it is cut only
 // between blocks (a table, a <details> block), never inside one.
