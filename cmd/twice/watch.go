@@ -171,7 +171,7 @@ func runWatch(ctx context.Context, e env, f watchFlags) error {
 			watcher.Shutdown(ctx) // releases the state
 			return usageErr("watch.listen: %v", err)
 		}
-		srv = &http.Server{Handler: watcher.Handler(reg), ReadHeaderTimeout: 5 * time.Second}
+		srv = &http.Server{Handler: apiAuth(watcher.Handler(reg), e.getenv(apiTokenEnv)), ReadHeaderTimeout: 5 * time.Second}
 		go srv.Serve(ln)
 		logf("HTTP API on http://%s", ln.Addr())
 	}
