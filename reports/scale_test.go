@@ -1,7 +1,11 @@
 package reports
 
 import (
+	"encoding/json"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -249,4 +253,84 @@ func checkMarkdown(tb testing.TB, out string) int {
 		tb.Errorf("<details> not closed")
 	}
 	return rows
+}
+
+// markdownItScript parses a markdown report as a CommonMark renderer with
+// GFM tables does and prints, per table, the cells of each row, and the
+// raw HTML blocks.
+const markdownItScript = `
+import json, sys
+from markdown_it import MarkdownIt
+toks = MarkdownIt("commonmark").enable("table").parse(open(sys.argv[1]).read())
+tables, html, cur, cells = [], [], None, 0
+for t in toks:
+    if t.type == "table_open": cur = []
+    elif t.type == "tr_open": cells = 0
+    elif t.type in ("th_open", "td_open"): cells += 1
+    elif t.type == "tr_close": cur.append(cells)
+    elif t.type == "table_close": tables.append(cur)
+    elif t.type == "html_block": html.append(t.content.strip())
+print(json.dumps({"tables": tables, "html": html}))
+`
+
+// TestMarkdownParser reads capped and whole reports with markdown-it-py:
+// the findings table has a row per finding shown, every row its seven
+// cells, and each <details> block is opened and closed by HTML blocks of
+// its own.
+func TestMarkdownParser(t *testing.T) {
+	t.Parallel()
+	python := needTool(t, "python3", "-c", "import markdown_it")
+	dir := t.TempDir()
+	for name, tc := range map[string]struct {
+		opts Options
+		r    *twicetype.Report
+	}{
+		"full":   {Options{}, fullReport()},
+		"capped": {Options{MaxBytes: 20000}, manyFindings(5000)},
+		"warned": {Options{}, warnedReport()},
+	} {
+		out := render(t, "markdown", tc.opts, tc.r)
+		path := filepath.Join(dir, name+".md")
+		if err := os.WriteFile(path, []byte(out), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		raw, err := exec.Command(python, "-c", markdownItScript, path).Output()
+		if err != nil {
+			t.Fatalf("%s: markdown-it: %v", name, err)
+		}
+		var got struct {
+			Tables [][]int
+			HTML   []string
+		}
+		if err := json.Unmarshal(raw, &got); err != nil {
+			t.Fatalf("%s: %v\n%s", name, err, raw)
+		}
+		shown := checkMarkdown(t, out)
+		var findingRows []int
+		for _, rows := range got.Tables {
+			if len(rows) > 0 && rows[0] == 7 {
+				findingRows = rows
+			}
+		}
+		if shown > 0 && len(findingRows) != shown+1 {
+			t.Errorf("%s: markdown-it sees a findings table of %d rows, want %d and the header", name, len(findingRows), shown)
+		}
+		for _, c := range findingRows {
+			if c != 7 {
+				t.Errorf("%s: a findings row of %d cells", name, c)
+			}
+		}
+		opens, closes := 0, 0
+		for _, h := range got.HTML {
+			if strings.HasPrefix(h, "<details>") {
+				opens++
+			}
+			if h == "</details>" {
+				closes++
+			}
+		}
+		if opens != strings.Count(out, "<details>") || closes != opens {
+			t.Errorf("%s: markdown-it sees %d <details> and %d </details>, the text has %d", name, opens, closes, strings.Count(out, "<details>"))
+		}
+	}
 }
