@@ -10,6 +10,13 @@ const ReportVersion = 1
 type Report struct {
 	Summary  Summary
 	Findings []Finding
+	// Scorecard is the handler safety scorecard, one row per job type
+	// and queue the audit saw, sorted by job type then queue; nil when
+	// the audit saw no job with a job_type.
+	Scorecard []HandlerScore
+	// Impact is what the findings put at stake; nil unless the
+	// configuration names impact attrs.
+	Impact *Impact
 }
 
 // Summary counts what an audit read (spec §5). Times are Unix nanoseconds
