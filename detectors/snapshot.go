@@ -16,7 +16,8 @@ import (
 //
 //	shape      horizon, number of rules, enabled detector ids
 //	counters   clock, started, ord, evicted; the jobIDs hash set; per
-//	           rule, the jobs of its type and those it rendered for
+//	           rule, the jobs of its type and those it rendered for; the
+//	           scorecard's counters by job type and queue
 //	jobs       every *Job reachable from the Set, once each: the records
 //	           of the expiry FIFO, then any the jobs map or link index
 //	           holds beyond it, then released jobs that timers still
@@ -112,6 +113,7 @@ func (e *setEncoder) encode() {
 		w.Varint(s.ruleJobs[i])
 		w.Varint(s.ruleRendered[i])
 	}
+	s.score.snapshot(w)
 
 	e.collectJobs()
 	// Which records the map holds, found without hashing their ids.
@@ -348,6 +350,7 @@ func (e *setEncoder) jobRecord(j *Job, inMap bool) {
 	w.String(j.deadRef)
 	e.time(j.succTime)
 	w.String(j.succRef)
+	w.Byte(byte(j.score))
 	var late jobLate
 	if j.late != nil {
 		late = *j.late
@@ -711,6 +714,7 @@ func (d *setDecoder) decode() {
 		s.ruleJobs[i] = r.Varint()
 		s.ruleRendered[i] = r.Varint()
 	}
+	s.score.restore(r)
 
 	// Jobs.
 	n = r.Count(20)
@@ -958,6 +962,7 @@ func (d *setDecoder) jobRecord(j *Job) {
 	j.deadRef = r.String()
 	j.succTime = d.time()
 	j.succRef = r.String()
+	j.score = scoreMark(r.Byte())
 	if n, isNil := r.Len0(2); !isNil {
 		l := j.lateOf()
 		l.unlabelled = make([]liveKey, n)

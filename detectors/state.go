@@ -56,6 +56,8 @@ type Job struct {
 	stale staleState
 	lost  lostState
 	miss  int // expectations not yet judged
+	// score is what the scorecard keeps of the job (scorecard.go).
+	score scoreMark
 }
 
 // jobLate is what a job keeps while a field it needs has not arrived:
@@ -236,6 +238,8 @@ type Set struct {
 	evicted int64
 
 	findings *Findings
+	// score counts jobs per job type and queue for the scorecard.
+	score *scoreCounts
 
 	// ruleJobs and ruleRendered count, per rule, the job records of its
 	// job_type and those for which its effect_key template rendered.
@@ -267,6 +271,7 @@ func New(opts Options) *Set {
 		entities: make(map[string]*Entity),
 		linked:   newLinkIndex(opts.Rules),
 		findings: newFindings(),
+		score:    newScoreCounts(),
 
 		ruleJobs:     make([]int64, len(opts.Rules)),
 		ruleRendered: make([]int64, len(opts.Rules)),
@@ -342,6 +347,8 @@ func New(opts Options) *Set {
 			s.finishers = append(s.finishers, f)
 		}
 	}
+	s.observers = append(s.observers, s.score)
+	s.jobRel = append(s.jobRel, s.score)
 	return s
 }
 
@@ -500,7 +507,9 @@ func (s *Set) job(ev *twicetype.Event) *Job {
 	if j == nil {
 		j = &Job{ID: ev.JobID, started: ev.Time, life: life{lastSeen: ev.Time}}
 		s.jobs[ev.JobID] = j
-		s.jobIDs.Add(xxhash.Sum64String(ev.JobID))
+		if s.jobIDs.Add(xxhash.Sum64String(ev.JobID)) {
+			j.score = scoreFirst
+		}
 		s.jobExp.push(expiry[Job]{at: ev.Time + s.horizon, rec: j})
 	}
 	j.touch(ev.Time)
