@@ -192,5 +192,6 @@ func (e *Engine) Finish() *twicetype.Report {
 	f := e.det.Findings()
 	e.sum.Findings = f.Counts(e.det.Enabled())
 	e.finished = &twicetype.Report{Summary: e.sum, Findings: f.Sorted()}
+	e.finished.Scorecard = detectors.Scorecard(e.det.ScoreCounts(), e.finished.Findings)
 	return e.finished
 }
