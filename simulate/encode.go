@@ -120,4 +120,3 @@ func (n *noiseWriter) flushBlock() error {
 }
 
 func (n *noiseWriter) close() error { return n.flushBlock() }
-

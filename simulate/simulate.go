@@ -224,16 +224,16 @@ func fmtDur(d time.Duration) string {
 
 // event is one generated event; ts in Unix milliseconds.
 type event struct {
-	ts                       int64
-	order                    int64 // generation order: ties keep it
-	kind                     string
-	queue, jobType, jobID    string
-	attempt                  int
-	key, effect, effectKey   string
-	entity                   string
-	seq                      int
+	ts                        int64
+	order                     int64 // generation order: ties keep it
+	kind                      string
+	queue, jobType, jobID     string
+	attempt                   int
+	key, effect, effectKey    string
+	entity                    string
+	seq                       int
 	terminal, retry, hasRetry bool
-	errMsg, status           string
+	errMsg, status            string
 }
 
 type eventHeap []*event

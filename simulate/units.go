@@ -25,8 +25,8 @@ type run struct {
 }
 
 const (
-	ms  = int64(1)
-	sec = 1000 * ms
+	ms     = int64(1)
+	sec    = 1000 * ms
 	minute = 60 * sec
 )
 
