@@ -134,6 +134,10 @@ func (e *Engine) Add(ev *twicetype.Event) {
 	s.Events++
 	if ev.Kind == twicetype.Effect {
 		s.Effects++
+		if s.EffectsByType == nil {
+			s.EffectsByType = map[string]int64{}
+		}
+		s.EffectsByType[ev.Effect]++
 	}
 	late := e.released && ev.Time < e.watermark
 	if e.opts.Lateness >= 0 && s.Events > 1 && ev.Time < e.maxTime-int64(e.opts.Lateness) {

@@ -30,7 +30,7 @@ import (
 
 const (
 	snapshotMagic   = "TWICESNP"
-	snapshotVersion = 2
+	snapshotVersion = 3
 )
 
 // ErrOtherConfig is wrapped by Restore's error when the snapshot was taken
@@ -82,6 +82,16 @@ func (e *Engine) Snapshot(w io.Writer) error {
 		cw.String(m.Source)
 		cw.Varint(m.Line)
 		cw.String(m.Reason)
+	}
+	cw.Len0(len(s.EffectsByType), s.EffectsByType == nil)
+	types := make([]string, 0, len(s.EffectsByType))
+	for t := range s.EffectsByType {
+		types = append(types, t)
+	}
+	sort.Strings(types)
+	for _, t := range types {
+		cw.String(t)
+		cw.Varint(s.EffectsByType[t])
 	}
 
 	e.ids.Snapshot(cw)
@@ -163,6 +173,13 @@ func Restore(opts Options, r io.Reader) (*Engine, error) {
 		s.MalformedLines = make([]twicetype.Malformed, n)
 		for i := range s.MalformedLines {
 			s.MalformedLines[i] = twicetype.Malformed{Source: cr.String(), Line: cr.Varint(), Reason: cr.String()}
+		}
+	}
+	if n, isNil := cr.Len0(2); !isNil {
+		s.EffectsByType = make(map[string]int64, n)
+		for range n {
+			t := cr.String()
+			s.EffectsByType[t] = cr.Varint()
 		}
 	}
 

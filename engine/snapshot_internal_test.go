@@ -23,7 +23,7 @@ func TestSnapshotCoversEngineFields(t *testing.T) {
 		reflect.TypeFor[twicetype.Summary](): {
 			"Events": "enc", "RepeatedIDs": "enc", "Malformed": "enc", "Late": "enc", "Jobs": "enc",
 			"Effects": "enc", "Pending": "enc", "From": "enc", "To": "enc", "Findings": "enc",
-			"MalformedLines": "enc", "Evicted": "enc",
+			"MalformedLines": "enc", "Evicted": "enc", "EffectsByType": "enc",
 			"Rules":    "set by Finish from the detectors (their counts are in their snapshot)",
 			"Warnings": "set after Finish, by the caller",
 		},

@@ -17,6 +17,9 @@ type Report struct {
 	// Impact is what the findings put at stake; nil unless the
 	// configuration names impact attrs.
 	Impact *Impact
+	// Gate is what the CI gate decided (a baseline, detector budgets);
+	// nil without either.
+	Gate *Gate
 }
 
 // Summary counts what an audit read (spec §5). Times are Unix nanoseconds
@@ -35,6 +38,9 @@ type Summary struct {
 	Jobs int64
 	// Effects counts effect events.
 	Effects int64
+	// EffectsByType counts effect events per effect type (what a
+	// detector budget's max_ratio is judged by); nil without effects.
+	EffectsByType map[string]int64
 	// Pending counts distinct jobs whose missing-effect or lost-job deadline
 	// lies after the end of input.
 	Pending int64
