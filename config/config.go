@@ -118,6 +118,9 @@ type KafkaSource struct {
 	TLS *KafkaTLS
 	// SASL, when set, authenticates connections with SASL.
 	SASL *KafkaSASL
+	// SchemaRegistry, when set (format map only), decodes values in the
+	// Confluent wire format by the registry's schemas before the map.
+	SchemaRegistry *KafkaSchemaRegistry
 }
 
 // The formats of a kafka source.
@@ -565,6 +568,10 @@ func (k *KafkaSource) validate() []*Error {
 	}
 	errs = append(errs, k.TLS.validate("tls")...)
 	errs = append(errs, k.SASL.validate("sasl")...)
+	errs = append(errs, k.SchemaRegistry.validate("schema_registry")...)
+	if k.SchemaRegistry != nil && k.Format != FormatMap {
+		errs = append(errs, &Error{Path: "schema_registry", Msg: msgRegistryNeedsMap})
+	}
 	return errs
 }
 

@@ -508,7 +508,7 @@ func TestParseErrors(t *testing.T) {
 			"twice.yaml:2:5: sources[0]: missing brokers (a kafka source needs it)\n" +
 				"twice.yaml:2:5: sources[0]: missing topics (a kafka source needs it)"},
 		{"kafka source with paths", "sources:\n  - name: k\n    type: kafka\n    brokers: [b:9092]\n    topics: [t]\n    paths: [a]\n",
-			`twice.yaml:6:5: sources[0]: unknown key "paths" (known: name, type, brokers, topics, group, format, map, skip, debezium, start, dead_letter, tls, sasl)`},
+			`twice.yaml:6:5: sources[0]: unknown key "paths" (known: name, type, brokers, topics, group, format, map, skip, debezium, start, dead_letter, tls, sasl, schema_registry)`},
 		{"empty brokers", "sources:\n  - {name: k, type: kafka, brokers: [], topics: [t]}\n",
 			`twice.yaml:2:37: sources[0].brokers: no brokers`},
 		{"broker without port", "sources:\n  - {name: k, type: kafka, brokers: [localhost], topics: [t]}\n",
@@ -546,7 +546,7 @@ func TestParseErrors(t *testing.T) {
 		{"empty dead_letter", "sources:\n  - name: k\n    type: kafka\n    brokers: [b:9092]\n    topics: [t]\n    dead_letter: \"\"\n",
 			`twice.yaml:6:18: sources[0].dead_letter: must not be empty`},
 		{"unknown kafka source key", "sources:\n  - name: k\n    type: kafka\n    brokers: [b:9092]\n    topics: [t]\n    topic: t\n",
-			`twice.yaml:6:5: sources[0]: unknown key "topic" (known: name, type, brokers, topics, group, format, map, skip, debezium, start, dead_letter, tls, sasl)`},
+			`twice.yaml:6:5: sources[0]: unknown key "topic" (known: name, type, brokers, topics, group, format, map, skip, debezium, start, dead_letter, tls, sasl, schema_registry)`},
 		{"duplicate kafka source name", "sources:\n  - name: k\n    type: kafka\n    brokers: [b:9092]\n    topics: [t]\n  - {name: k, type: kafka, brokers: [b:9092], topics: [t]}\n",
 			`twice.yaml:6:12: sources[1].name: duplicate source name "k" (also sources[0])`},
 

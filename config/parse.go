@@ -27,7 +27,7 @@ import (
 var (
 	rootKeys        = []string{"sources", "expect", "detectors", "redact", "engine", "watch"}
 	sourceKeys      = []string{"name", "type", "path", "paths"}
-	kafkaSourceKeys = []string{"name", "type", "brokers", "topics", "group", "format", "map", "skip", "debezium", "start", "dead_letter", "tls", "sasl"}
+	kafkaSourceKeys = []string{"name", "type", "brokers", "topics", "group", "format", "map", "skip", "debezium", "start", "dead_letter", "tls", "sasl", "schema_registry"}
 	ruleKeys        = []string{"job_type", "effect", "effect_key", "within", "count"}
 	engineKeys      = []string{"lateness", "reorder_buffer", "horizon"}
 	watchKeys       = []string{"state_dir", "listen", "checkpoint_interval", "snapshot_interval", "idle_timeout", "idle_advance", "findings", "store", "limits", "dead_letter_max_bytes"}
@@ -716,7 +716,7 @@ func (p *parser) kafkaSource(item *yaml.Node, es []entry, path string, s Source)
 	s.Kafka = k
 	ok = true
 	have := map[string]bool{}
-	var mapNode, formatNode, skipNode, debeziumNode *yaml.Node
+	var mapNode, formatNode, skipNode, debeziumNode, registryNode *yaml.Node
 	for _, e := range p.known(es, path, kafkaSourceKeys) {
 		epath := join(path, e.name)
 		have[e.name] = true
@@ -759,6 +759,9 @@ func (p *parser) kafkaSource(item *yaml.Node, es []entry, path string, s Source)
 			k.TLS, good = p.kafkaTLS(e.val, epath)
 		case "sasl":
 			k.SASL, good = p.kafkaSASL(e.val, epath)
+		case "schema_registry":
+			registryNode = e.key
+			k.SchemaRegistry, good = p.kafkaSchemaRegistry(e.val, epath)
 		}
 		ok = ok && good
 	}
@@ -775,6 +778,9 @@ func (p *parser) kafkaSource(item *yaml.Node, es []entry, path string, s Source)
 		ok = false
 	case k.Format == FormatMap && mapNode == nil:
 		p.errorf(formatNode, path+".format", "format map needs a map")
+		ok = false
+	case k.Format != FormatMap && registryNode != nil:
+		p.errorf(registryNode, path+".schema_registry", "%s", msgRegistryNeedsMap)
 		ok = false
 	case k.Format != FormatMap && skipNode != nil:
 		p.errorf(skipNode, path+".skip", "skip needs format: map (format: debezium takes debezium.when)")
