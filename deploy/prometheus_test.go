@@ -1,0 +1,97 @@
+package deploy
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	yamlv3 "go.yaml.in/yaml/v3"
+
+	"github.com/twicehq/twice/internal/servicetest"
+)
+
+// promtool returns the path of promtool (scripts/deps.d/prometheus.sh
+// installs it); without it the test skips, or fails with
+// TWICE_REQUIRE_SERVICES=1.
+func promtool(t *testing.T) string {
+	t.Helper()
+	p, err := exec.LookPath("promtool")
+	if err != nil {
+		msg := "promtool is not on the PATH: install it with scripts/deps.d/prometheus.sh"
+		if os.Getenv(servicetest.EnvRequire) == "1" {
+			t.Fatalf("%s (%s=1 requires it)", msg, servicetest.EnvRequire)
+		}
+		t.Skipf("skipped: %s", msg)
+	}
+	return p
+}
+
+// TestAlertRulesCheck: promtool accepts the alerting rules (syntax,
+// PromQL, templates) and finds all of them.
+func TestAlertRulesCheck(t *testing.T) {
+	bin := promtool(t)
+	out, err := exec.Command(bin, "check", "rules", filepath.Join("prometheus", "twice-alerts.yml")).CombinedOutput()
+	if err != nil {
+		t.Fatalf("promtool check rules: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "SUCCESS: 11 rules found") {
+		t.Errorf("promtool check rules: want 11 rules found:\n%s", out)
+	}
+}
+
+// TestAlertRulesUnit runs the rules' unit tests (twice-alerts.test.yml):
+// series as twice watch exports them, and the alerts that must fire and
+// must not.
+func TestAlertRulesUnit(t *testing.T) {
+	bin := promtool(t)
+	cmd := exec.Command(bin, "test", "rules", "twice-alerts.test.yml")
+	cmd.Dir = "prometheus"
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("promtool test rules: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "SUCCESS") {
+		t.Errorf("promtool test rules: no SUCCESS:\n%s", out)
+	}
+}
+
+// TestAlertRulesNameExportedMetrics: every metric an alert reads is one
+// twice watch exports.
+func TestAlertRulesNameExportedMetrics(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("prometheus", "twice-alerts.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	exported := exportedMetrics(t)
+	var rules struct {
+		Groups []struct {
+			Rules []struct {
+				Alert string `yaml:"alert"`
+				Expr  string `yaml:"expr"`
+			} `yaml:"rules"`
+		} `yaml:"groups"`
+	}
+	if err := yamlv3.Unmarshal(raw, &rules); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, g := range rules.Groups {
+		for _, r := range g.Rules {
+			n++
+			names, err := metricNames(r.Expr)
+			if err != nil {
+				t.Errorf("alert %s: %v", r.Alert, err)
+			}
+			for _, name := range names {
+				if !exported[name] {
+					t.Errorf("alert %s reads %s, which twice watch does not export", r.Alert, name)
+				}
+			}
+		}
+	}
+	if n == 0 {
+		t.Fatal("no rules read")
+	}
+}
