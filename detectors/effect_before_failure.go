@@ -17,8 +17,7 @@ type effectBeforeFailure struct{ st Settings }
 // that ended, and the attempts that produced effects and are not judged
 // yet.
 type ebfState struct {
-	cur     int64
-	running bool
+	cur int64
 	// ended holds every attempt that succeeded, failed, died or was
 	// discarded: an effect that carries one arrives too late to be
 	// repeated by a retry of it (a late tap). Whatever the tap saw of
@@ -29,6 +28,8 @@ type ebfState struct {
 	// failed yet. A discarded attempt stays open: another attempt that
 	// starts after it repeats its effects.
 	open []attemptEffects
+	// running is set while attempt cur runs.
+	running bool
 }
 
 // attemptSet is a set of attempt numbers as sorted, disjoint ranges:

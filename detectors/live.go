@@ -92,7 +92,7 @@ func (s *Set) markLive(ev *twicetype.Event, r *refs) {
 	if k := r.key; k != nil && s.dup != nil && len(k.effects)+1 > s.dup.st.MaxPerKey {
 		dirty[liveKey{twicetype.DuplicateEffect, k.Key}] = struct{}{}
 	}
-	if e := r.entity; e != nil && s.ooo != nil && ev.HasSeq && (e.ooo.count > 0 || (e.hasSeq && ev.Seq < e.maxSeq)) {
+	if e := r.entity; e != nil && s.ooo != nil && ev.HasSeq && (e.ooo != nil && e.ooo.count > 0 || (e.hasSeq && ev.Seq < e.maxSeq)) {
 		dirty[liveKey{twicetype.OutOfOrder, e.Name}] = struct{}{}
 	}
 }

@@ -16,13 +16,14 @@ type lostJob struct {
 	due timers[lostTimer]
 }
 
+// lostState's small fields come first, so that they share a word.
 type lostState struct {
 	seen     bool // enqueued or started
 	armed    bool
-	gen      uint32
 	started  bool
-	last     int64
 	lastKind twicetype.Kind
+	gen      uint32
+	last     int64
 	lastRef  string
 }
 

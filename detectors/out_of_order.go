@@ -29,10 +29,10 @@ func (d *outOfOrder) observe(s *Set, ev *twicetype.Event, r *refs) {
 	if e == nil || !ev.HasSeq || !e.hasSeq || ev.Seq >= e.maxSeq {
 		return
 	}
-	o := &e.ooo
-	if o.count == 0 {
-		o.first = ev.Time
+	if e.ooo == nil {
+		e.ooo = &oooState{first: ev.Time}
 	}
+	o := e.ooo
 	o.count++
 	o.last = ev.Time
 	if len(o.refs) < MaxListed {
@@ -56,8 +56,8 @@ func (d *outOfOrder) releaseEntity(s *Set, e *Entity) {
 // judge returns the finding for the regressions of e seen so far, nil
 // when there are none.
 func (d *outOfOrder) judge(s *Set, e *Entity) *twicetype.Finding {
-	o := &e.ooo
-	if o.count == 0 {
+	o := e.ooo
+	if o == nil || o.count == 0 {
 		return nil
 	}
 	f := base(d.ID(), d.st)

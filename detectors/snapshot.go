@@ -437,13 +437,17 @@ func (e *setEncoder) entityRecord(x *Entity, inMap bool) {
 		w.Varint(h.prevMax)
 		w.Bool(h.prevHas)
 	}
-	w.Varint(x.ooo.count)
-	w.Strings(x.ooo.refs)
-	w.Strings(x.ooo.jobs)
-	w.String(x.ooo.firstJob)
-	e.time(x.ooo.first)
-	e.time(x.ooo.last)
-	e.anys(x.ooo.pairs)
+	ooo := x.ooo
+	if ooo == nil {
+		ooo = &oooState{}
+	}
+	w.Varint(ooo.count)
+	w.Strings(ooo.refs)
+	w.Strings(ooo.jobs)
+	w.String(ooo.firstJob)
+	e.time(ooo.first)
+	e.time(ooo.last)
+	e.anys(ooo.pairs)
 	e.time(x.termTime)
 	w.String(x.termRef)
 	w.Uvarint(x.termOrd)
@@ -1063,13 +1067,17 @@ func (d *setDecoder) entityRecord() *Entity {
 			x.hist[i] = seqStep{ord: r.Uvarint(), prevMax: r.Varint(), prevHas: r.Bool()}
 		}
 	}
-	x.ooo.count = r.Varint()
-	x.ooo.refs = r.Strings()
-	x.ooo.jobs = r.Strings()
-	x.ooo.firstJob = r.String()
-	x.ooo.first = d.time()
-	x.ooo.last = d.time()
-	x.ooo.pairs = d.anys(0)
+	var ooo oooState
+	ooo.count = r.Varint()
+	ooo.refs = r.Strings()
+	ooo.jobs = r.Strings()
+	ooo.firstJob = r.String()
+	ooo.first = d.time()
+	ooo.last = d.time()
+	ooo.pairs = d.anys(0)
+	if ooo.count != 0 {
+		x.ooo = &ooo
+	}
 	x.termTime = d.time()
 	x.termRef = r.String()
 	x.termOrd = r.Uvarint()

@@ -375,7 +375,7 @@ func snapShapes(s *Set, seen map[string]bool) {
 		}
 	}
 	for _, e := range s.entities {
-		if len(e.ooo.pairs) > 0 {
+		if e.ooo != nil && len(e.ooo.pairs) > 0 {
 			seen["ooo pairs"] = true
 		}
 		if len(e.hist) > 0 {

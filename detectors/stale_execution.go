@@ -36,9 +36,9 @@ type stalePend struct {
 
 type staleState struct {
 	waiting   bool
+	hasEnqSeq bool
 	enqTime   int64
 	enqRef    string
-	hasEnqSeq bool
 	enqSeq    int64
 }
 

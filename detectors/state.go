@@ -145,7 +145,10 @@ type Entity struct {
 	hist []seqStep
 	life
 
-	ooo      oooState
+	// ooo is out-of-order's state, allocated at the entity's first
+	// regression: most entities never have one, and it is most of an
+	// entity's size.
+	ooo      *oooState
 	terminal bool
 	termTime int64
 	termRef  string
