@@ -13,6 +13,7 @@ import (
 	"github.com/twicehq/twice/detectors"
 	"github.com/twicehq/twice/engine"
 	"github.com/twicehq/twice/keytemplate"
+	"github.com/twicehq/twice/twicetype"
 )
 
 // EngineOptions builds engine options from a configuration.
@@ -39,7 +40,9 @@ func EngineOptions(cfg *config.Config) engine.Options {
 			Detectors: cfg.Detectors,
 			Horizon:   cfg.Engine.Horizon,
 			Redact:    Redactor(cfg.Redact),
+			Impact:    ImpactValues(cfg.Impact),
 		},
+		KeepEmails:    cfg.KeepEmails,
 		Lateness:      cfg.Engine.Lateness,
 		ReorderBuffer: cfg.Engine.ReorderBuffer,
 	}
@@ -66,4 +69,42 @@ func Redactor(fields []string) func(field, value string) string {
 func Redact(value string) string {
 	sum := sha256.Sum256([]byte(value))
 	return "redacted:" + hex.EncodeToString(sum[:8])
+}
+
+// ImpactValues returns what reads the impact paths of a configuration
+// from effects and jobs, nil when none is configured.
+func ImpactValues(im *config.Impact) *detectors.ImpactValues {
+	if im == nil || im.Amount == "" && im.Currency == "" && im.Customer == "" {
+		return nil
+	}
+	parse := func(path string) *keytemplate.Template {
+		if path == "" {
+			return nil
+		}
+		t, err := keytemplate.Parse("{{" + path + "}}")
+		if err != nil {
+			// config.Validate rejects it first.
+			return nil
+		}
+		return t
+	}
+	amount, currency, customer := parse(im.Amount), parse(im.Currency), parse(im.Customer)
+	read := func(f keytemplate.Fields) (a, c, u string) {
+		render := func(t *keytemplate.Template) string {
+			if t == nil {
+				return ""
+			}
+			v, _ := t.Render(f)
+			return v
+		}
+		return render(amount), render(currency), render(customer)
+	}
+	return &detectors.ImpactValues{
+		Event: func(ev *twicetype.Event) (string, string, string) { return read(keytemplate.FieldsOf(ev)) },
+		Job: func(j *detectors.Job) (string, string, string) {
+			return read(keytemplate.Fields{Key: j.Key, Entity: j.Entity, JobID: j.ID, JobType: j.Type, Queue: j.Queue, Attrs: j.Attrs})
+		},
+		CurrencyPath: im.Currency,
+		CustomerPath: im.Customer,
+	}
 }

@@ -42,6 +42,14 @@ func ConfigText(cfg *config.Config) string {
 		fmt.Fprintf(&b, "detector %q %+v\n", id, cfg.Detectors[id])
 	}
 	fmt.Fprintf(&b, "redact %q\n", cfg.Redact)
+	// Written only when set, so that the hash of a configuration without
+	// them stays what it was before they existed.
+	if cfg.KeepEmails {
+		b.WriteString("keep_emails\n")
+	}
+	if im := cfg.Impact; im != nil {
+		fmt.Fprintf(&b, "impact %q %q %q\n", im.Amount, im.Currency, im.Customer)
+	}
 	fmt.Fprintf(&b, "engine %d %d %d\n", cfg.Engine.Lateness, cfg.Engine.ReorderBuffer, cfg.Engine.Horizon)
 	l := cfg.Watch.Limits
 	fmt.Fprintf(&b, "limits %d %d %d %d\n", l.MaxJobs, l.MaxEffectKeys, l.MaxEntities, l.MaxIdentities)

@@ -40,6 +40,13 @@ type Config struct {
 	// Redact names the fields hashed before they reach any report: id,
 	// job_id, key, effect_key, entity, queue, job_type, effect, error.
 	Redact []string
+	// KeepEmails, set by redact_emails: false, leaves email addresses in
+	// reports and findings sinks as they are; by default every
+	// email-shaped string is redacted (package redact).
+	KeepEmails bool
+	// Impact says where effects' amounts, currencies and customers are
+	// read (twice.yaml impact); nil when not configured.
+	Impact *Impact
 	// Engine tunes how events are buffered and how long state is kept.
 	Engine Engine
 	// Watch configures `twice watch`, the sidecar.
@@ -482,6 +489,7 @@ func (c *Config) Validate() error {
 			add(path, "%s", msg)
 		}
 	}
+	checkImpact(c.Impact, add)
 	if c.Engine.Lateness < 0 && c.Engine.Lateness != LatenessUnbounded {
 		add("engine.lateness", "must not be negative (or LatenessUnbounded), got %v", c.Engine.Lateness)
 	}
@@ -758,11 +766,15 @@ func checkAmplification(f float64) string {
 	return ""
 }
 
-// checkRedact checks one redact entry against the known fields and those
-// seen before it, and records it.
+// checkRedact checks one redact entry against the known fields (and
+// attrs.NAME paths) and those seen before it, and records it.
 func checkRedact(f string, seen map[string]bool) string {
-	if !slices.Contains(redactFields, f) {
-		return fmt.Sprintf("unknown field %q (known: %s)", f, strings.Join(redactFields, ", "))
+	if name, ok := strings.CutPrefix(f, "attrs."); ok {
+		if name == "" || strings.HasPrefix(name, ".") || strings.HasSuffix(name, ".") || strings.Contains(name, "..") {
+			return fmt.Sprintf("want attrs.NAME, got %q", f)
+		}
+	} else if !slices.Contains(redactFields, f) {
+		return fmt.Sprintf("unknown field %q (known: %s, attrs.NAME)", f, strings.Join(redactFields, ", "))
 	}
 	if seen[f] {
 		return fmt.Sprintf("%q is listed twice", f)

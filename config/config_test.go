@@ -463,7 +463,7 @@ func TestParseErrors(t *testing.T) {
 	}{
 		// Structure.
 		{"unknown top-level key", "detector: {}\n",
-			`twice.yaml:1:1: unknown key "detector" (known: sources, expect, detectors, redact, engine, watch)`},
+			`twice.yaml:1:1: unknown key "detector" (known: sources, expect, detectors, redact, redact_emails, impact, engine, watch)`},
 		{"top level is a list", "- a\n",
 			`twice.yaml:1:1: want a mapping, got a list`},
 		{"top level is a string", "hello\n",
@@ -676,7 +676,7 @@ func TestParseErrors(t *testing.T) {
 
 		// Redaction.
 		{"unknown redact field", "redact: [key, emial]\n",
-			`twice.yaml:1:15: redact[1]: unknown field "emial" (known: id, job_id, key, effect_key, entity, queue, job_type, effect, error)`},
+			`twice.yaml:1:15: redact[1]: unknown field "emial" (known: id, job_id, key, effect_key, entity, queue, job_type, effect, error, attrs.NAME)`},
 		{"redact twice", "redact: [key, key]\n",
 			`twice.yaml:1:15: redact[1]: "key" is listed twice`},
 		{"redact is a string", "redact: key\n",
@@ -740,7 +740,7 @@ redact: [key, nope]
 		`conf/twice.yaml:6:5: expect[0]: missing effect`,
 		`conf/twice.yaml:6:5: expect[0]: missing effect_key`,
 		`conf/twice.yaml:7:13: expect[0].within: want a Go duration like 90s or 15m, got "5 minutes"`,
-		`conf/twice.yaml:8:15: redact[1]: unknown field "nope" (known: id, job_id, key, effect_key, entity, queue, job_type, effect, error)`,
+		`conf/twice.yaml:8:15: redact[1]: unknown field "nope" (known: id, job_id, key, effect_key, entity, queue, job_type, effect, error, attrs.NAME)`,
 	}
 	if err == nil {
 		t.Fatal("Parse succeeded")
@@ -857,7 +857,7 @@ func TestValidate(t *testing.T) {
 		}, "detectors.lost-job: no entry (start from config.Default())\n" +
 			"detectors: unknown detector \"dup\" (known: duplicate-effect, missing-effect, effect-before-failure, duplicate-execution, out-of-order, stale-execution, effect-after-terminal, lost-job, retry-storm, dead-letter)"},
 		{"bad redact", func(c *Config) { c.Redact = []string{"key", "attrs", "key"} },
-			"redact[1]: unknown field \"attrs\" (known: id, job_id, key, effect_key, entity, queue, job_type, effect, error)\n" +
+			"redact[1]: unknown field \"attrs\" (known: id, job_id, key, effect_key, entity, queue, job_type, effect, error, attrs.NAME)\n" +
 				"redact[2]: \"key\" is listed twice"},
 		{"bad engine", func(c *Config) { c.Engine = Engine{Lateness: -2} },
 			"engine.lateness: must not be negative (or LatenessUnbounded), got -2ns\n" +

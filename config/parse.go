@@ -25,7 +25,7 @@ import (
 
 // The keys each mapping takes.
 var (
-	rootKeys        = []string{"sources", "expect", "detectors", "redact", "engine", "watch"}
+	rootKeys        = []string{"sources", "expect", "detectors", "redact", "redact_emails", "impact", "engine", "watch"}
 	sourceKeys      = []string{"name", "type", "path", "paths"}
 	kafkaSourceKeys = []string{"name", "type", "brokers", "topics", "group", "format", "map", "skip", "debezium", "start", "dead_letter", "tls", "sasl", "schema_registry"}
 	ruleKeys        = []string{"job_type", "effect", "effect_key", "within", "count"}
@@ -469,6 +469,12 @@ func (p *parser) root(n *yaml.Node, c *Config) {
 			p.detectors(e.val, e.name, c.Detectors)
 		case "redact":
 			c.Redact = p.redact(e.val, e.name)
+		case "redact_emails":
+			if v, ok := p.boolean(e.val, e.name); ok {
+				c.KeepEmails = !v
+			}
+		case "impact":
+			c.Impact = p.impact(e.val, e.name)
 		case "engine":
 			p.engine(e.val, e.name, &c.Engine)
 		case "watch":

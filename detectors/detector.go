@@ -111,6 +111,10 @@ type Options struct {
 	// Redact hashes a field's value before it reaches a finding; nil keeps
 	// values as they are. field is an event field name (job_id, key, ...).
 	Redact func(field, value string) string
+	// Impact, when set, reads the amount, currency and customer of
+	// effects: duplicate-effect findings then carry details amount,
+	// currency and customers (impact.go), and ImpactOf adds them up.
+	Impact *ImpactValues
 	// MaxJobs, MaxKeys and MaxEntities cap the records held (0: no cap).
 	// Past a cap the record idle the longest is judged and released
 	// early, and counted in Evicted: coverage is reduced (a duplicate of

@@ -88,6 +88,13 @@ func (d *duplicateEffect) judge(s *Set, k *EffectKey) *twicetype.Finding {
 	effect := k.effects[0].effect
 	f.Message = fmt.Sprintf("%s %s happened %d times", s.show("effect", effect), f.Subject, n)
 	f.Details = map[string]any{"effect": s.show("effect", effect), "max_per_key": int64(d.st.MaxPerKey)}
+	if s.opts.Impact != nil {
+		linked := make([]*Job, 0, len(jobIDs))
+		for _, id := range jobIDs {
+			linked = append(linked, jobs[id])
+		}
+		s.impactDetails(f, k, n, linked)
+	}
 	return f
 }
 

@@ -407,8 +407,13 @@ func (e *setEncoder) jobRecord(j *Job, inMap bool) {
 
 func (e *setEncoder) keyRecord(k *EffectKey, inMap bool) {
 	w := e.w
-	w.Byte(byte(snapFlag(k.released, 1) | snapFlag(inMap, 2)))
+	w.Byte(byte(snapFlag(k.released, 1) | snapFlag(inMap, 2) | snapFlag(k.impact != nil, 4)))
 	w.String(k.Key)
+	if m := k.impact; m != nil {
+		w.String(m.amount)
+		w.String(m.currency)
+		w.String(m.customer)
+	}
 	e.time(k.lastSeen)
 	w.Len0(len(k.effects), k.effects == nil)
 	for i := range k.effects {
@@ -1036,6 +1041,9 @@ func (d *setDecoder) keyRecord() *EffectKey {
 	r := d.r
 	fl := r.Byte()
 	k := &EffectKey{Key: r.String()}
+	if fl&4 != 0 {
+		k.impact = &keyImpact{amount: r.String(), currency: r.String(), customer: r.String()}
+	}
 	k.lastSeen = d.time()
 	k.released = fl&1 != 0
 	if n, isNil := r.Len0(7); !isNil {

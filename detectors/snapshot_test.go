@@ -39,7 +39,7 @@ var snapCovered = map[reflect.Type]map[string]string{
 	},
 	reflect.TypeFor[replay]():      {"deadOrd": "enc", "enqOrd": "enc"},
 	reflect.TypeFor[scoreCounts](): {"m": "enc"},
-	reflect.TypeFor[EffectKey]():   {"Key": "enc", "effects": "enc", "life": "enc"},
+	reflect.TypeFor[EffectKey]():   {"Key": "enc", "effects": "enc", "impact": "enc", "life": "enc"},
 	reflect.TypeFor[effectObs](): {
 		"ref": "enc", "effect": "enc", "jobID": "enc", "linked": "enc", "time": "enc", "ord": "enc", "attempt": "enc",
 	},

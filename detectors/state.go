@@ -119,6 +119,8 @@ type replay struct{ deadOrd, enqOrd uint64 }
 type EffectKey struct {
 	Key     string
 	effects []effectObs
+	// impact is set only when Options.Impact is (impact.go).
+	impact *keyImpact
 	life
 }
 
@@ -489,6 +491,7 @@ func (s *Set) afterObserve(ev *twicetype.Event, r *refs) {
 			ref: s.ref(ev), effect: ev.Effect, jobID: ev.JobID, linked: linked,
 			time: ev.Time, ord: r.ord, attempt: attemptOf(ev),
 		})
+		s.noteImpact(r.key, ev)
 	}
 }
 

@@ -22,6 +22,7 @@ import (
 
 	"github.com/twicehq/twice/detectors"
 	"github.com/twicehq/twice/internal/hashset"
+	"github.com/twicehq/twice/redact"
 	"github.com/twicehq/twice/twicetype"
 )
 
@@ -48,6 +49,9 @@ type Options struct {
 	MaxIdentities int
 	// OnMalformed, if set, sees every malformed line as it is found.
 	OnMalformed func(twicetype.Malformed)
+	// KeepEmails leaves email addresses in findings as they are; by
+	// default Finish and Changes redact them (package redact).
+	KeepEmails bool
 	// ConfigHash identifies the configuration (rules, settings,
 	// redaction) for snapshots: Snapshot writes it and Restore refuses a
 	// snapshot taken with another.
@@ -197,5 +201,11 @@ func (e *Engine) Finish() *twicetype.Report {
 	e.sum.Findings = f.Counts(e.det.Enabled())
 	e.finished = &twicetype.Report{Summary: e.sum, Findings: f.Sorted()}
 	e.finished.Scorecard = detectors.Scorecard(e.det.ScoreCounts(), e.finished.Findings)
+	if e.opts.Detectors.Impact != nil {
+		e.finished.Impact = detectors.ImpactOf(e.finished.Findings)
+	}
+	if !e.opts.KeepEmails {
+		redact.Report(e.finished)
+	}
 	return e.finished
 }

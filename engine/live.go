@@ -2,6 +2,7 @@ package engine
 
 import (
 	"github.com/twicehq/twice/detectors"
+	"github.com/twicehq/twice/redact"
 	"github.com/twicehq/twice/twicetype"
 )
 
@@ -11,7 +12,13 @@ import (
 // pipeline: call it from the goroutine that calls Add.
 func (e *Engine) Changes() []detectors.View {
 	e.stopPipeline()
-	return e.det.Changes()
+	views := e.det.Changes()
+	if !e.opts.KeepEmails {
+		for i := range views {
+			redact.Finding(views[i].Finding)
+		}
+	}
+	return views
 }
 
 // Advance moves event time to t without an event: deadlines strictly

@@ -12,6 +12,7 @@ import (
 	"github.com/twicehq/twice/audit"
 	"github.com/twicehq/twice/config"
 	"github.com/twicehq/twice/detectors"
+	scrub "github.com/twicehq/twice/redact"
 	"github.com/twicehq/twice/twicetype"
 )
 
@@ -40,6 +41,11 @@ type AuditOptions struct {
 // would have to imitate); findings of one subject are merged by
 // fingerprint here, with the engine's merge rules, from the few rows SQL
 // returns per finding.
+//
+// Impact (twice.yaml impact) is not computed here: the SQL does not read
+// amounts, currencies or customers from attrs, so duplicate-effect
+// findings carry no details amount, currency or customers and
+// Report.Impact stays nil; `twice audit` of the events computes it.
 func (s *Store) Audit(ctx context.Context, o AuditOptions) (*twicetype.Report, error) {
 	if s.conn == nil {
 		return nil, errClosed
@@ -120,6 +126,11 @@ func (s *Store) Audit(ctx context.Context, o AuditOptions) (*twicetype.Report, e
 	}
 	rep.Summary.Findings = a.fs.Counts(enabled)
 	rep.Findings = a.fs.Sorted()
+	if !cfg.KeepEmails {
+		// As the engine does (package redact): addresses never reach a
+		// report or the findings table unless redact_emails: false.
+		scrub.Report(rep)
+	}
 	return rep, nil
 }
 
