@@ -1,6 +1,8 @@
 // Package reports writes the report of an audit in the formats its readers
 // use: text for a terminal, json for scripts (spec §5), markdown for CI job
-// summaries and pull-request comments, and junit for CI test views.
+// summaries and pull-request comments, junit for CI test views, and html
+// for a browser: one self-contained page with charts and each finding's
+// story.
 //
 // Every format renders the whole report in memory first, so a report that
 // cannot be encoded writes nothing, and w sees a single Write.
@@ -18,6 +20,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/twicehq/twice/story"
 	"github.com/twicehq/twice/twicetype"
 )
 
@@ -47,8 +50,9 @@ type Options struct {
 	FailOn twicetype.Severity
 	// NeverFail says that no finding fails the audit (--fail-on none).
 	NeverFail bool
-	// Top caps the findings the text format lists per group (--top);
-	// 0 lists them all. The rest are counted.
+	// Top caps the findings the text format lists per group (--top),
+	// and the html format per detector; 0 lists them all. The rest are
+	// counted.
 	Top int
 	// GroupBy is what the text format groups findings by: GroupDetector
 	// ("" too), GroupJobType or GroupQueue.
@@ -56,6 +60,15 @@ type Options struct {
 	// MaxBytes caps the size of the markdown report (--max-bytes); 0 is
 	// DefaultMarkdownMaxBytes. Findings that do not fit are counted.
 	MaxBytes int
+	// Stories holds, per finding fingerprint, what happened around the
+	// finding (package story: the events of its jobs, effect key and
+	// entity): the html format tells the story of each finding it
+	// shows. Nil, or no entry, leaves a finding's story out. The events
+	// are shown as they are: redact them before.
+	Stories map[string]*story.Story
+	// Timeline has the audit's events per time bucket for the html
+	// format's chart; nil charts the findings alone.
+	Timeline *Timeline
 }
 
 // The values of Options.GroupBy.
@@ -140,7 +153,7 @@ func plural(n int, noun string) string {
 }
 
 // Formats lists the format names New accepts, the default first.
-var Formats = []string{"text", "json", "markdown", "junit"}
+var Formats = []string{"text", "json", "markdown", "junit", "html"}
 
 // New returns the Reporter for format, one of Formats.
 func New(format string, opts Options) (Reporter, error) {
@@ -153,6 +166,8 @@ func New(format string, opts Options) (Reporter, error) {
 		return &markdownReporter{opts: opts}, nil
 	case "junit":
 		return &junitReporter{opts: opts}, nil
+	case "html":
+		return &htmlReporter{opts: opts}, nil
 	}
 	return nil, fmt.Errorf("unknown report format %q (known: %s)", format, strings.Join(Formats, ", "))
 }

@@ -196,11 +196,11 @@ func TestNew(t *testing.T) {
 			t.Errorf("%s: Write(nil report) succeeded", f)
 		}
 	}
-	_, err := New("html", Options{})
+	_, err := New("pdf", Options{})
 	if err == nil {
-		t.Fatal(`New("html") succeeded`)
+		t.Fatal(`New("pdf") succeeded`)
 	}
-	for _, want := range append([]string{`"html"`}, Formats...) {
+	for _, want := range append([]string{`"pdf"`}, Formats...) {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not mention %s", err, want)
 		}
