@@ -57,6 +57,7 @@ func ExampleNew_json() {
 	//     "evicted": 0,
 	//     "malformed_lines": []
 	//   },
+	//   "scorecard": [],
 	//   "findings": [
 	//     {
 	//       "detector": "duplicate-effect",

@@ -15,9 +15,14 @@ type jsonReporter struct{}
 // The structs below fix the key order of spec §5; fields after the spec's
 // ones are extensions.
 type jsonReport struct {
-	Version  int           `json:"version"`
-	Summary  jsonSummary   `json:"summary"`
-	Findings []jsonFinding `json:"findings"`
+	Version int         `json:"version"`
+	Summary jsonSummary `json:"summary"`
+	// Scorecard and Impact head the report after the summary
+	// (extensions): the scorecard is [] when no job had a job_type,
+	// impact absent unless configured.
+	Scorecard []jsonHandlerScore `json:"scorecard"`
+	Impact    *jsonImpact        `json:"impact,omitempty"`
+	Findings  []jsonFinding      `json:"findings"`
 }
 
 type jsonSummary struct {
@@ -98,7 +103,9 @@ func toJSON(r *twicetype.Report) (*jsonReport, error) {
 			Evicted:        s.Evicted,
 			MalformedLines: make([]jsonMalformed, len(s.MalformedLines)),
 		},
-		Findings: make([]jsonFinding, len(r.Findings)),
+		Scorecard: toJSONScorecard(r.Scorecard),
+		Impact:    toJSONImpact(r.Impact),
+		Findings:  make([]jsonFinding, len(r.Findings)),
 	}
 	if s.Events > 0 {
 		from, to := twicetype.FormatTime(s.From), twicetype.FormatTime(s.To)

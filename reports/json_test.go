@@ -49,7 +49,7 @@ func objectKeys(tb testing.TB, raw []byte) ([]string, map[string]json.RawMessage
 }
 
 var (
-	topKeys     = []string{"version", "summary", "findings"}
+	topKeys     = []string{"version", "summary", "scorecard", "impact", "findings"}
 	summaryKeys = []string{
 		"events", "repeated_ids", "malformed", "jobs", "effects", "pending", "from", "to", "findings",
 		"late", "evicted", "malformed_lines",
@@ -91,7 +91,8 @@ func TestJSONEmpty(t *testing.T) {
 					"findings": wantFindings,
 					"late":     0.0, "evicted": 0.0, "malformed_lines": []any{},
 				},
-				"findings": []any{},
+				"scorecard": []any{},
+				"findings":  []any{},
 			}
 			if got := decodeJSON(t, out); !reflect.DeepEqual(got, want) {
 				t.Errorf("got  %#v\nwant %#v", got, want)
@@ -197,6 +198,8 @@ func TestJSONFull(t *testing.T) {
 			},
 		},
 	}
+	want["scorecard"] = scorecardJSON(r.Scorecard)
+	want["impact"] = map[string]any{"duplicated_amount": map[string]any{"USD": 12.5}, "customers": 1.0, "stale_entities": 1.0}
 	got := decodeJSON(t, out)
 	if !reflect.DeepEqual(got["summary"], want["summary"]) {
 		t.Errorf("summary:\n got %#v\nwant %#v", got["summary"], want["summary"])

@@ -22,6 +22,9 @@ import (
 //     failed under Options.StrictCoverage, as the exit code is — and one
 //     skipped test case for malformed lines, so that a CI view never shows
 //     an all-clear for an audit that did not check everything.
+//   - a suite scorecard with one test case per handler and condition of
+//     the handler safety scorecard (scorecard.go): unsafe fails as its
+//     findings do under --fail-on, safe passes, not exercised is skipped.
 //
 // A test case never holds more than one <failure>: CI views (Jenkins,
 // Azure) show only the first, and junitparser rejects several.
@@ -149,6 +152,9 @@ func (j *junitReporter) Write(w io.Writer, r *twicetype.Report) error {
 	}
 	if coverage.Tests > 0 {
 		suites = append(suites, coverage)
+	}
+	if len(r.Scorecard) > 0 {
+		suites = append(suites, junitScorecard(j.opts, r))
 	}
 
 	byDetector := map[string][]*twicetype.Finding{}

@@ -12,7 +12,8 @@ import (
 
 // markdownReporter writes GitHub-flavoured Markdown for CI job summaries
 // and pull-request comments: a PASS/FAIL status line first, then the
-// warnings, the summary and the findings, as many as fit Options.MaxBytes
+// warnings, the handler safety scorecard, the summary and the findings,
+// as many as fit Options.MaxBytes
 // (most severe first; the rest counted).
 type markdownReporter struct {
 	opts Options
@@ -83,6 +84,10 @@ func (m *markdownReporter) render(r *twicetype.Report, n, limit int) *bytes.Buff
 		}
 		b.WriteString("\n")
 	}
+
+	// The scorecard takes at most a quarter of the limit, so the report
+	// without findings fits whatever the number of handlers.
+	markdownScorecard(&b, r.Scorecard, limit/4)
 
 	b.WriteString("| summary | |\n|---|---:|\n")
 	fmt.Fprintf(&b, "| events | %d |\n", s.Events)

@@ -83,6 +83,8 @@ func fullReport() *twicetype.Report {
 			},
 			MalformedLines: malformed,
 		},
+		Scorecard: scorecardFixture(),
+		Impact:    &twicetype.Impact{DuplicatedAmount: map[string]float64{"USD": 12.5}, Customers: 1, StaleEntities: 1},
 		Findings: []twicetype.Finding{
 			{
 				Detector: twicetype.DuplicateEffect, Severity: twicetype.Critical,

@@ -88,6 +88,9 @@ func (t *textReporter) Write(w io.Writer, r *twicetype.Report) error {
 		fmt.Fprintln(tw)
 	}
 
+	writeTextScorecard(tw, p, r.Scorecard, t.opts.Top)
+	fmt.Fprintln(tw)
+
 	fmt.Fprintln(tw, p.bold("Summary"))
 	fmt.Fprintf(tw, "  events\t%d\n", s.Events)
 	fmt.Fprintf(tw, "  repeated ids\t%d\n", s.RepeatedIDs)
