@@ -471,6 +471,11 @@ func (c *Config) Validate() error {
 				add(path+"."+key, "%s", msg)
 			}
 		}
+		if d.Budget != nil {
+			for _, m := range checkBudget(id, d.Budget) {
+				add(budgetPath(path+".budget", m.key), "%s", m.msg)
+			}
+		}
 	}
 	var unknown []string
 	for id := range c.Detectors {

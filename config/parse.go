@@ -645,7 +645,7 @@ func (p *parser) detector(n *yaml.Node, path, id string, d *Detector) {
 		p.errorf(rn, path, "want a mapping such as {enabled: false}, got %s", describe(rn))
 		return
 	}
-	known := append([]string{"enabled", "severity"}, thresholdKeys[id]...)
+	known := append(append([]string{"enabled", "severity"}, thresholdKeys[id]...), "budget")
 	es, _ := p.fields(n, path, known)
 	for _, e := range es {
 		epath := join(path, e.name)
@@ -663,6 +663,8 @@ func (p *parser) detector(n *yaml.Node, path, id string, d *Detector) {
 					d.Severity = sev
 				}
 			}
+		case "budget":
+			d.Budget = p.budget(e.val, epath, id)
 		case "max_per_key":
 			p.atLeast1(e.val, epath, &d.MaxPerKey)
 		case "max_start_delay":

@@ -67,6 +67,9 @@ type Settings struct {
 	Window        time.Duration
 	Amplification float64
 	MinAttempts   int
+	// Budget is the findings allowed before they fail an audit (the CI
+	// gate, twicetype.Gate); nil for none. Detection ignores it.
+	Budget *twicetype.Budget
 }
 
 // DefaultSettings returns the defaults of spec §2 for every detector id.
