@@ -14,6 +14,7 @@ import (
 	"github.com/twicehq/twice/config"
 	"github.com/twicehq/twice/internal/backoff"
 	"github.com/twicehq/twice/internal/kafkasec"
+	"github.com/twicehq/twice/internal/schemaregistry"
 	"github.com/twicehq/twice/twicetype"
 )
 
@@ -56,6 +57,9 @@ type ConsumerOptions struct {
 	// Security is the source's TLS and SASL, from kafkasec.Load; when nil
 	// Start loads the source's own.
 	Security *kafkasec.Security
+	// Registry is the source's schema registry client; when nil and the
+	// source has schema_registry, NewConsumer loads one.
+	Registry *schemaregistry.Client
 }
 
 // Consumer reads every partition of a kafka source for `twice watch`.
@@ -106,12 +110,19 @@ func NewConsumer(src config.Source, opts ConsumerOptions) (*Consumer, error) {
 	if opts.FetchWait <= 0 {
 		opts.FetchWait = 500 * time.Millisecond
 	}
+	if r := src.Kafka.SchemaRegistry; r != nil && opts.Registry == nil {
+		reg, err := schemaregistry.Load(r)
+		if err != nil {
+			return nil, fmt.Errorf("source %s: %w", src.Name, err)
+		}
+		opts.Registry = reg
+	}
 	c := &Consumer{src: src, opts: opts, stats: NewStats()}
 	if src.Kafka.DeadLetter != "" {
 		c.dl = NewDeadLetter(src.Kafka.DeadLetter, opts.DeadLetterMaxBytes)
 	}
 	// Fail here, not in Start, on a map that cannot be used.
-	if _, err := NewMapper(src, MapperOptions{}); err != nil {
+	if _, err := NewMapper(src, MapperOptions{Registry: opts.Registry}); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -153,7 +164,7 @@ func (c *Consumer) Start(ctx context.Context, resume map[TopicPartition]int64) e
 	c.positions = starts
 	c.out = make(chan []Record, c.opts.Buffer*len(tps))
 	for _, tp := range tps {
-		m, err := NewMapper(c.src, MapperOptions{Stats: c.stats, DeadLetter: c.dl})
+		m, err := NewMapper(c.src, MapperOptions{Stats: c.stats, DeadLetter: c.dl, Registry: c.opts.Registry})
 		if err != nil {
 			cancel()
 			return err
@@ -257,9 +268,28 @@ func (c *Consumer) run(ctx context.Context, r *PartitionReader, m *Mapper) {
 		if len(msgs) > 0 {
 			recs := make([]Record, 0, len(msgs))
 			var evs []twicetype.Event
-			for i := range msgs {
+			for i := 0; i < len(msgs); i++ {
 				var merr error
-				evs, merr = m.MapAll(&msgs[i], evs[:0])
+				evs, merr = m.MapAllContext(ctx, &msgs[i], evs[:0])
+				if merr != nil && IsRetryable(merr) {
+					// The schema registry cannot give the message's
+					// schema: hand over what is mapped, then try the
+					// same message again, so none is lost or passed
+					// over; Health says the partition waits.
+					if !c.send(ctx, recs) {
+						return
+					}
+					recs = make([]Record, 0, len(msgs)-i)
+					if c.opts.OnError != nil {
+						c.opts.OnError(r.tp, merr)
+					}
+					c.setFailing(r.tp, merr)
+					if retry.Wait(ctx) != nil {
+						return
+					}
+					i--
+					continue
+				}
 				switch {
 				case merr != nil:
 					var mal twicetype.Malformed
@@ -278,9 +308,7 @@ func (c *Consumer) run(ctx context.Context, r *PartitionReader, m *Mapper) {
 					recs = append(recs, rec)
 				}
 			}
-			select {
-			case c.out <- recs:
-			case <-ctx.Done():
+			if !c.send(ctx, recs) {
 				return
 			}
 		}
@@ -299,6 +327,19 @@ func (c *Consumer) run(ctx context.Context, r *PartitionReader, m *Mapper) {
 		}
 		c.setFailing(r.tp, nil)
 		retry.Reset()
+	}
+}
+
+// send hands recs to Poll; false when ctx ended first.
+func (c *Consumer) send(ctx context.Context, recs []Record) bool {
+	if len(recs) == 0 {
+		return true
+	}
+	select {
+	case c.out <- recs:
+		return true
+	case <-ctx.Done():
+		return false
 	}
 }
 

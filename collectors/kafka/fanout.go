@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"github.com/twicehq/twice/collectors/kafka/mapexpr"
 	"github.com/twicehq/twice/collectors/mapping"
 	"github.com/twicehq/twice/config"
+	"github.com/twicehq/twice/internal/schemaregistry"
 	"github.com/twicehq/twice/sources"
 	"github.com/twicehq/twice/twicetype"
 )
@@ -59,6 +61,9 @@ func listOutputs(list []config.MapOutput) ([]output, error) {
 // msg does not map, it returns out as given and a twicetype.Malformed (as
 // the error), after counting it and writing it to the dead-letter file.
 func (m *Mapper) MapAll(msg *Message, out []twicetype.Event) ([]twicetype.Event, error) {
+	if m.registry != nil && m.decoded == nil && schemaregistry.IsWireFormat(msg.Value) {
+		return m.MapAllContext(context.Background(), msg, out)
+	}
 	if m.outputs == nil && m.skip == nil {
 		out = append(out, twicetype.Event{})
 		if err := m.mapOne(msg, &out[len(out)-1]); err != nil {

@@ -1,7 +1,9 @@
 package kafka
 
 import (
+	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 
 	"github.com/cespare/xxhash/v2"
@@ -11,6 +13,7 @@ import (
 	"github.com/twicehq/twice/collectors/kafka/mapexpr"
 	"github.com/twicehq/twice/collectors/mapping"
 	"github.com/twicehq/twice/config"
+	"github.com/twicehq/twice/internal/schemaregistry"
 	"github.com/twicehq/twice/twicetype"
 )
 
@@ -24,6 +27,9 @@ type MapperOptions struct {
 	Stats *Stats
 	// DeadLetter receives malformed messages; nil for none.
 	DeadLetter *DeadLetter
+	// Registry decodes values in the schema registry wire format, for a
+	// source with schema_registry; nil for a client of the Mapper's own.
+	Registry *schemaregistry.Client
 }
 
 // Mapper turns messages of one source into events. It must not be used by
@@ -50,6 +56,12 @@ type Mapper struct {
 	env     mapexpr.Env
 	headers map[string]string
 
+	// registry, for a source with schema_registry, decodes wire-format
+	// values; decoded is the JSON of the message at hand, nil when its
+	// value is read as it is.
+	registry *schemaregistry.Client
+	decoded  []byte
+
 	// The source label of the last topic-partition.
 	lastTP    TopicPartition
 	lastLabel string
@@ -63,6 +75,16 @@ func NewMapper(src config.Source, opts MapperOptions) (*Mapper, error) {
 	m := &Mapper{name: src.Name, format: src.Kafka.Format, stats: opts.Stats, dl: opts.DeadLetter}
 	if m.stats == nil {
 		m.stats = NewStats()
+	}
+	if r := src.Kafka.SchemaRegistry; r != nil {
+		m.registry = opts.Registry
+		if m.registry == nil {
+			c, err := schemaregistry.Load(r)
+			if err != nil {
+				return nil, fmt.Errorf("source %q: %w", src.Name, err)
+			}
+			m.registry = c
+		}
 	}
 	switch m.format {
 	case config.FormatTwice:
@@ -114,7 +136,7 @@ func (m *Mapper) Label(tp TopicPartition) string {
 // and writing it to the dead-letter file; when it is skipped, ErrSkipped;
 // *ev is then unspecified. MapAll returns every event of a message.
 func (m *Mapper) Map(msg *Message, ev *twicetype.Event) error {
-	if m.outputs != nil || m.skip != nil {
+	if m.outputs != nil || m.skip != nil || m.registry != nil {
 		evs, err := m.MapAll(msg, m.evs[:0])
 		m.evs = evs[:0]
 		if err != nil {
@@ -188,8 +210,12 @@ func (m *Mapper) mapValue(msg *Message, ev *twicetype.Event) error {
 func (m *Mapper) fillEnv(msg *Message) error {
 	env := &m.env
 	env.Value = nil
-	if len(msg.Value) > 0 {
-		v, err := m.jp.ParseBytes(msg.Value)
+	value := msg.Value
+	if m.decoded != nil {
+		value = m.decoded
+	}
+	if len(value) > 0 {
+		v, err := m.jp.ParseBytes(value)
 		if err != nil {
 			return &jsonl.ParseError{Reason: "value is " + mapping.Shorten("not valid JSON: "+err.Error())}
 		}
@@ -211,4 +237,32 @@ func (m *Mapper) fillEnv(msg *Message) error {
 	}
 	env.Topic, env.Partition, env.Offset = msg.Topic, msg.Partition, msg.Offset
 	return nil
+}
+
+// IsRetryable reports whether err, from MapAllContext, says the message
+// could not be mapped for now (the schema registry is unavailable): it is
+// neither an event nor malformed, and is to be mapped again later.
+func IsRetryable(err error) bool { return errors.Is(err, schemaregistry.ErrUnavailable) }
+
+// MapAllContext is MapAll for a source whose values may need the schema
+// registry: a value in the wire format is decoded by its schema first
+// (ctx bounds asking the registry for it). When the registry cannot be
+// asked, it returns out as given and an error for which IsRetryable
+// holds, without counting the message. A schema id the registry does not
+// know (404), or a value its schema does not decode, makes the message
+// malformed, naming the schema id.
+func (m *Mapper) MapAllContext(ctx context.Context, msg *Message, out []twicetype.Event) ([]twicetype.Event, error) {
+	if m.registry == nil || !schemaregistry.IsWireFormat(msg.Value) {
+		return m.MapAll(msg, out)
+	}
+	decoded, err := m.registry.Decode(ctx, msg.Value)
+	if IsRetryable(err) {
+		return out, fmt.Errorf("%s offset %d: %w", msg.TP(), msg.Offset, err)
+	}
+	if err != nil {
+		return out, m.malformed(msg, m.Label(msg.TP()), "value: "+err.Error())
+	}
+	m.decoded = decoded
+	defer func() { m.decoded = nil }()
+	return m.MapAll(msg, out)
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/twicehq/twice/collectors"
 	"github.com/twicehq/twice/config"
 	"github.com/twicehq/twice/internal/kafkasec"
+	"github.com/twicehq/twice/internal/schemaregistry"
 	"github.com/twicehq/twice/twicetype"
 )
 
@@ -31,6 +32,9 @@ type RangeOptions struct {
 	// Security is the source's TLS and SASL (kafkasec.Load); nil for
 	// neither.
 	Security *kafkasec.Security
+	// Registry is the source's schema registry client; when nil and the
+	// source has schema_registry, NewRangeCollectors loads one.
+	Registry *schemaregistry.Client
 }
 
 // rangeWait is how long one fetch waits for data the partition should have.
@@ -43,7 +47,14 @@ const rangeWait = 500 * time.Millisecond
 // events in a file. It does no I/O. The collectors share the source's
 // malformed counters (the returned Stats) and dead-letter file.
 func NewRangeCollectors(src config.Source, tps []TopicPartition, opts RangeOptions) ([]collectors.Collector, *Stats, error) {
-	if _, err := NewMapper(src, MapperOptions{}); err != nil {
+	if r := src.Kafka.SchemaRegistry; r != nil && opts.Registry == nil {
+		reg, err := schemaregistry.Load(r)
+		if err != nil {
+			return nil, nil, fmt.Errorf("source %s: %w", src.Name, err)
+		}
+		opts.Registry = reg
+	}
+	if _, err := NewMapper(src, MapperOptions{Registry: opts.Registry}); err != nil {
 		return nil, nil, err
 	}
 	if opts.DeadLetterMaxBytes <= 0 {
@@ -58,7 +69,7 @@ func NewRangeCollectors(src config.Source, tps []TopicPartition, opts RangeOptio
 	}
 	cols := make([]collectors.Collector, len(tps))
 	for i, tp := range tps {
-		m, _ := NewMapper(src, MapperOptions{Stats: shared.stats, DeadLetter: shared.dl})
+		m, _ := NewMapper(src, MapperOptions{Stats: shared.stats, DeadLetter: shared.dl, Registry: opts.Registry})
 		cols[i] = &rangeCollector{src: src, tp: tp, opts: opts, mapper: m, shared: shared}
 	}
 	return cols, shared.stats, nil
@@ -93,6 +104,9 @@ type rangeCollector struct {
 	r        *PartitionReader
 	end      int64
 	shutdown bool
+	// pending are the fetched messages not yet mapped: those after a
+	// message whose schema the registry could not give, which is first.
+	pending []Message
 }
 
 func (c *rangeCollector) Name() string { return c.src.Name + " " + c.tp.String() }
@@ -127,17 +141,30 @@ func (c *rangeCollector) Next(ctx context.Context) (*collectors.Batch, error) {
 	}
 	failures := 0
 	for {
-		if c.r.Offset() >= c.end {
-			return nil, io.EOF
+		msgs, err := c.pending, error(nil)
+		if len(msgs) == 0 {
+			if c.r.Offset() >= c.end {
+				return nil, io.EOF
+			}
+			msgs, err = c.r.Fetch(ctx, c.opts.FetchMax, rangeWait)
 		}
-		msgs, err := c.r.Fetch(ctx, c.opts.FetchMax, rangeWait)
+		c.pending = nil
 		b := &collectors.Batch{}
 		for i := range msgs {
 			if msgs[i].Offset >= c.end {
 				break
 			}
 			var merr error
-			if b.Events, merr = c.mapper.MapAll(&msgs[i], b.Events); merr != nil {
+			if b.Events, merr = c.mapper.MapAllContext(ctx, &msgs[i], b.Events); IsRetryable(merr) {
+				// The registry cannot give the message's schema: keep
+				// it and the rest for the next try.
+				c.pending = msgs[i:]
+				if len(b.Events) > 0 || len(b.Malformed) > 0 {
+					return b, nil
+				}
+				err = merr
+				break
+			} else if merr != nil {
 				var mal twicetype.Malformed
 				if !errors.As(merr, &mal) {
 					mal = twicetype.Malformed{Source: c.mapper.Label(c.tp), Line: msgs[i].Offset, Reason: merr.Error()}
