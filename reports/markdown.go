@@ -101,6 +101,9 @@ func (m *markdownReporter) render(r *twicetype.Report, n, limit int) *bytes.Buff
 		fmt.Fprintf(&b, "| evicted (coverage reduced) | %d |\n", s.Evicted)
 	}
 	fmt.Fprintf(&b, "| time range | %s |\n", timeRange(s))
+	if r.Impact != nil {
+		fmt.Fprintf(&b, "| impact | %s |\n", mdEscape(ImpactLine(r.Impact)))
+	}
 	fmt.Fprintf(&b, "| findings | %d |\n", len(r.Findings))
 
 	if rows := detectorCounts(r); len(rows) > 0 {

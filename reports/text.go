@@ -103,6 +103,9 @@ func (t *textReporter) Write(w io.Writer, r *twicetype.Report) error {
 		fmt.Fprintf(tw, "  evicted\t%d (dropped by the memory cap: coverage reduced)\n", s.Evicted)
 	}
 	fmt.Fprintf(tw, "  time range\t%s\n", timeRange(s))
+	if r.Impact != nil {
+		fmt.Fprintf(tw, "  impact\t%s\n", clean(ImpactLine(r.Impact)))
+	}
 
 	fmt.Fprintf(tw, "\n%s\n", p.bold("Findings"))
 	if rows := detectorCounts(r); len(rows) > 0 {
