@@ -2,6 +2,7 @@ package detectors
 
 import (
 	"sort"
+	"sync/atomic"
 
 	"github.com/twicehq/twice/twicetype"
 )
@@ -19,6 +20,9 @@ type Findings struct {
 	// dirty, when live views are on, collects the findings added to since
 	// the last Set.Changes.
 	dirty map[liveKey]struct{}
+	// made counts the distinct findings, for progress shown while the
+	// audit runs (Made).
+	made atomic.Int64
 }
 
 // NewFindings returns an empty collection. The Set keeps one; an audit
@@ -47,10 +51,16 @@ func (f *Findings) add(rawSubject string, n *twicetype.Finding) {
 	if old == nil {
 		f.byFP[n.Fingerprint] = n
 		f.order = append(f.order, n.Fingerprint)
+		f.made.Add(1)
 		return
 	}
 	merge(old, n)
 }
+
+// Made returns how many distinct findings were made so far. Unlike the
+// other methods it may be called from any goroutine while the detectors
+// run.
+func (f *Findings) Made() int64 { return f.made.Load() }
 
 // normalize sets a new finding's fingerprint, fills its nil lists and
 // caps them.

@@ -166,13 +166,19 @@ func runAudit(cmd *cobra.Command, e env, f auditFlags, args []string) error {
 		return usageErr("--since applies to sources that keep history and to --from; files are read whole")
 	}
 	stdinUses := 0
+	// On a terminal, a progress line (progress.go); other messages go
+	// through it so that they do not mix with the line.
+	prog := newProgress(e, in.paths, len(in.taps))
+	if prog != nil {
+		e.stderr = prog.writer()
+	}
 	var cols []collectors.Collector
 	secs := &secondsTS{}
 	for _, p := range in.paths {
 		if p == "-" {
 			stdinUses++
 		}
-		cols = append(cols, secs.tee(file.New(p, file.Options{Stdin: e.stdin})))
+		cols = append(cols, secs.tee(prog.file(file.New(p, file.Options{Stdin: e.stdin}))))
 	}
 	if stdinUses > 1 {
 		return usageErr("stdin (-) can be read only once")
@@ -244,7 +250,12 @@ func runAudit(cmd *cobra.Command, e env, f auditFlags, args []string) error {
 	if err != nil {
 		return usageErr("--cpuprofile: %v", err)
 	}
+	for i, c := range cols {
+		cols[i] = prog.count(c)
+	}
+	endProgress := prog.run(eng.FindingsMade)
 	err = engine.Run(cmd.Context(), eng, cols)
+	endProgress()
 	if err == nil {
 		// The heap profile shows the open state at the end of input,
 		// before Finish releases it.

@@ -122,6 +122,7 @@ type Collector struct {
 	work     chan *future    // blocks to parse
 	free     chan []byte     // block buffers to reuse
 	complete atomic.Bool     // the reader reached the end of input
+	nread    atomic.Int64    // bytes read from the input (compressed, for gzip)
 
 	// Owned by Next.
 	cur *future
@@ -189,6 +190,7 @@ func (c *Collector) Start(ctx context.Context) error {
 		c.closer = f
 		r = f
 	}
+	r = countingReader{r: r, n: &c.nread}
 	c.started = true
 	runCtx, cancel := context.WithCancel(ctx)
 	c.cancel = cancel
@@ -206,6 +208,23 @@ func (c *Collector) Start(ctx context.Context) error {
 		go c.parse(runCtx)
 	}
 	return nil
+}
+
+// BytesRead returns how many bytes of the input (as stored: compressed
+// for gzip) have been read so far, some blocks ahead of the batches Next
+// has returned. It may be called from any goroutine.
+func (c *Collector) BytesRead() int64 { return c.nread.Load() }
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n *atomic.Int64
+}
+
+func (cr countingReader) Read(p []byte) (int, error) {
+	n, err := cr.r.Read(p)
+	cr.n.Add(int64(n))
+	return n, err
 }
 
 // Next returns the next block's batch, in input order, or io.EOF after the
