@@ -45,6 +45,19 @@
 // "SOURCE TOPIC[PARTITION]" with Line the offset, so twicetype.Malformed
 // prints "jobs orders[3]:1234: missing field \"ts\"".
 //
+// # Schema Registry
+//
+// A format map source with schema_registry decodes values in the
+// Confluent wire format (a zero byte, a schema id, the payload) to JSON
+// with internal/schemaregistry before the map reads them; other values
+// are read as JSON. The source's Mappers share one registry client, so
+// each schema is fetched once. When the registry cannot be asked,
+// MapAllContext returns an error for which IsRetryable holds and counts
+// nothing: the Consumer hands on what it mapped, reports the partition
+// failing (Health) and maps the same message again with backoff; a range
+// collector keeps the message and those after it for its next Next, and
+// fails after five tries. An id the registry answers 404 for is malformed.
+//
 // # Malformed messages and the dead-letter file
 //
 // A message that does not map never stops its partition: it comes back as
