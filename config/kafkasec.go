@@ -2,7 +2,6 @@ package config
 
 import (
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 
@@ -62,72 +61,6 @@ var (
 	kafkaTLSKeys  = []string{"ca_file", "cert_file", "key_file", "server_name", "insecure_skip_verify"}
 	kafkaSASLKeys = []string{"mechanism", "username", "password", "password_file", "password_env"}
 )
-
-// Secret is a password a configuration gives in one of three ways: the
-// value itself (Value), a file that holds it (File: relative paths are
-// relative to twice.yaml's folder; one trailing newline is dropped) or
-// the name of an environment variable (Env). It is never printed: String
-// and GoString hide the value.
-type Secret struct {
-	Value, File, Env string
-}
-
-// IsSet reports whether the secret is given at all.
-func (s Secret) IsSet() bool { return s.Value != "" || s.File != "" || s.Env != "" }
-
-// given counts the ways the secret is given.
-func (s Secret) given() int {
-	n := 0
-	for _, v := range []string{s.Value, s.File, s.Env} {
-		if v != "" {
-			n++
-		}
-	}
-	return n
-}
-
-// Resolve returns the secret's value, read from its file or environment
-// variable when it names one. An empty value is an error; errors never
-// hold the value.
-func (s Secret) Resolve() (string, error) {
-	switch {
-	case s.File != "":
-		b, err := os.ReadFile(s.File)
-		if err != nil {
-			return "", fmt.Errorf("reading the password: %w", err)
-		}
-		v := strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
-		if v == "" {
-			return "", fmt.Errorf("password file %s is empty", s.File)
-		}
-		return v, nil
-	case s.Env != "":
-		v := os.Getenv(s.Env)
-		if v == "" {
-			return "", fmt.Errorf("environment variable %s (the password) is empty or not set", s.Env)
-		}
-		return v, nil
-	case s.Value != "":
-		return s.Value, nil
-	}
-	return "", fmt.Errorf("no password")
-}
-
-// String says where the secret comes from, never its value.
-func (s Secret) String() string {
-	switch {
-	case s.File != "":
-		return "(secret from file " + s.File + ")"
-	case s.Env != "":
-		return "(secret from $" + s.Env + ")"
-	case s.Value != "":
-		return "(secret)"
-	}
-	return "(none)"
-}
-
-// GoString hides the value from %#v.
-func (s Secret) GoString() string { return s.String() }
 
 // kafkaTLS parses `tls`: true (system roots), false (no TLS: nil) or a
 // mapping of kafkaTLSKeys.

@@ -187,10 +187,10 @@ func TestSecretResolve(t *testing.T) {
 		{Secret{Value: "v"}, "v", ""},
 		{Secret{File: file}, "from-file", ""},
 		{Secret{Env: "TWICE_TEST_KAFKA_PW"}, "from-env", ""},
-		{Secret{File: empty}, "", "password file " + empty + " is empty"},
+		{Secret{File: empty}, "", "secret file " + empty + " is empty"},
 		{Secret{File: filepath.Join(dir, "missing")}, "", "no such file"},
-		{Secret{Env: "TWICE_TEST_KAFKA_UNSET"}, "", "environment variable TWICE_TEST_KAFKA_UNSET (the password) is empty or not set"},
-		{Secret{}, "", "no password"},
+		{Secret{Env: "TWICE_TEST_KAFKA_UNSET"}, "", "environment variable TWICE_TEST_KAFKA_UNSET is empty or not set"},
+		{Secret{}, "", "no secret given"},
 	} {
 		got, err := tt.s.Resolve()
 		if got != tt.want || (err == nil) != (tt.wantErr == "") || (err != nil && !strings.Contains(err.Error(), tt.wantErr)) {

@@ -234,7 +234,7 @@ watch:
   listen: ""
   findings:
     - {type: kafka, brokers: ["127.0.0.1:1"], topic: f, sasl: {mechanism: PLAIN, username: u, password_env: TWICE_TEST_UNSET_KAFKA_PASSWORD}}
-`, "watch.findings (kafka topic f): sasl: environment variable TWICE_TEST_UNSET_KAFKA_PASSWORD (the password) is empty or not set"},
+`, "watch.findings (kafka topic f): sasl: environment variable TWICE_TEST_UNSET_KAFKA_PASSWORD is empty or not set"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := filepath.Join(dir, "twice.yaml")

@@ -2,9 +2,7 @@ package bullmq
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/twicehq/twice/collectors"
 	"github.com/twicehq/twice/config"
@@ -42,24 +40,7 @@ func (Factory) DecodeConfig(m *config.SourceMapping) config.SourceSettings {
 	ok("attrs", m.StringMap("attrs", &c.Attrs))
 	// What Validate checks beyond types, at the key it is about; a key
 	// whose value did not decode has its error already.
-	var errs []error
-	if j, isJoin := c.Validate().(interface{ Unwrap() []error }); isJoin {
-		errs = j.Unwrap()
-	}
-	for _, e := range errs {
-		var ce *config.Error
-		if !errors.As(e, &ce) {
-			m.Errorf("", "%v", e)
-			continue
-		}
-		key := ce.Path
-		if i := strings.IndexAny(key, ".["); i >= 0 {
-			key = key[:i]
-		}
-		if decoded[key] && m.Has(key) {
-			m.Errorf(key, "%s", ce.Msg)
-		}
-	}
+	m.ReportInvalid(c.Validate(), decoded)
 	return c
 }
 

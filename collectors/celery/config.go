@@ -154,23 +154,6 @@ func decode(m *config.SourceMapping) *Config {
 	ok("attrs", m.StringMap("attrs", &c.Attrs))
 	// What Validate checks beyond types, at the key it is about; a key
 	// whose value did not decode has its error already.
-	var errs []error
-	if j, isJoin := c.Validate().(interface{ Unwrap() []error }); isJoin {
-		errs = j.Unwrap()
-	}
-	for _, e := range errs {
-		var ce *config.Error
-		if !errors.As(e, &ce) {
-			m.Errorf("", "%v", e)
-			continue
-		}
-		key := ce.Path
-		if i := strings.IndexAny(key, ".["); i >= 0 {
-			key = key[:i]
-		}
-		if decoded[key] && m.Has(key) {
-			m.Errorf(key, "%s", ce.Msg)
-		}
-	}
+	m.ReportInvalid(c.Validate(), decoded)
 	return c
 }

@@ -39,7 +39,7 @@ const DefaultMaxAge = time.Hour
 
 // loadSecret resolves a secret, trimmed of surrounding white space.
 // Errors name the file or variable, never the value.
-func loadSecret(s push.Secret) (string, error) {
+func loadSecret(s config.Secret) (string, error) {
 	v, err := s.Resolve()
 	if err != nil {
 		return "", err
@@ -100,16 +100,16 @@ type Config struct {
 
 	// VerificationKey is SendGrid's signed event webhook verification
 	// key (the base64 DER public key the dashboard shows, or PEM).
-	VerificationKey push.Secret
+	VerificationKey config.Secret
 	// SigningKey is Mailgun's HTTP webhook signing key.
-	SigningKey push.Secret
+	SigningKey config.Secret
 	// MaxAge is how old a Mailgun signature may be, and how long its
 	// token is remembered; DefaultMaxAge when 0.
 	MaxAge time.Duration
 	// Username and Password are the basic auth credentials Postmark's
 	// webhook URL carries.
 	Username string
-	Password push.Secret
+	Password config.Secret
 	// TopicARNs are the SNS topics an SES source accepts messages of.
 	TopicARNs []string
 }
@@ -238,7 +238,7 @@ func (c *Config) Validate() error {
 	if c.MaxPending < 0 {
 		bad("max_pending", "must be at least 1, got %d", c.MaxPending)
 	}
-	for key, s := range map[string]push.Secret{"verification_key": c.VerificationKey, "signing_key": c.SigningKey, "password": c.Password} {
+	for key, s := range map[string]config.Secret{"verification_key": c.VerificationKey, "signing_key": c.SigningKey, "password": c.Password} {
 		if err := s.Validate(); err != nil {
 			bad(key, "%v", err)
 		}
@@ -295,13 +295,13 @@ func decode(provider string, m *config.SourceMapping) *Config {
 	read("max_pending", m.Int("max_pending", &c.MaxPending, 1))
 	switch provider {
 	case SendGrid:
-		c.VerificationKey = push.DecodeSecret(m, "verification_key")
+		c.VerificationKey = m.Secret("verification_key")
 	case Mailgun:
-		c.SigningKey = push.DecodeSecret(m, "signing_key")
+		c.SigningKey = m.Secret("signing_key")
 		read("max_age", m.Duration("max_age", &c.MaxAge))
 	case Postmark:
 		read("username", m.String("username", &c.Username))
-		c.Password = push.DecodeSecret(m, "password")
+		c.Password = m.Secret("password")
 	case SES:
 		read("topic_arns", m.Strings("topic_arns", &c.TopicARNs))
 		if m.Has("topic_arn") {
@@ -317,42 +317,29 @@ func decode(provider string, m *config.SourceMapping) *Config {
 		}
 	}
 	if good {
-		reportConfigErrors(m, c.Validate())
+		err := c.Validate()
+		if m.Has("topic_arn") {
+			// The single form's problem is at the key that is written.
+			err = renameKey(err, "topic_arns[0]", "topic_arn")
+		}
+		m.ReportInvalid(err, nil)
 	}
 	return c
 }
 
-// reportConfigErrors records Validate's problems at their keys (a
-// secret's problem at whichever of KEY, KEY_file, KEY_env is given).
-func reportConfigErrors(m *config.SourceMapping, err error) {
-	if err == nil {
-		return
-	}
+// renameKey returns err with the problems at key moved to to.
+func renameKey(err error, key, to string) error {
+	var out []error
 	errs := []error{err}
 	if j, ok := err.(interface{ Unwrap() []error }); ok {
 		errs = j.Unwrap()
 	}
 	for _, e := range errs {
 		var ce *config.Error
-		if !errors.As(e, &ce) {
-			m.Errorf("", "%v", e)
-			continue
+		if errors.As(e, &ce) && ce.Path == key {
+			e = &config.Error{Path: to, Msg: ce.Msg}
 		}
-		key := ce.Path
-		if i := strings.IndexAny(key, ".["); i >= 0 {
-			key = key[:i]
-		}
-		at := key
-		for _, k := range []string{key, key + "_file", key + "_env", "topic_arn"} {
-			if m.Has(k) && (k != "topic_arn" || key == "topic_arns") {
-				at = k
-				break
-			}
-		}
-		if m.Has(at) {
-			m.Errorf(at, "%s", ce.Msg)
-		} else {
-			m.Errorf("", "%s: %s", ce.Path, ce.Msg)
-		}
+		out = append(out, e)
 	}
+	return errors.Join(out...)
 }

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twicehq/twice/collectors/push"
 	"github.com/twicehq/twice/config"
 	"github.com/twicehq/twice/sources"
 )
@@ -44,7 +43,7 @@ func TestConfigTestdata(t *testing.T) {
 		t.Errorf("ses %+v", ses)
 	}
 	mg := got(3)
-	if mg.Provider != Mailgun || mg.SigningKey != (push.Secret{Env: "MAILGUN_WEBHOOK_SIGNING_KEY"}) || mg.MaxAge != 30*time.Minute {
+	if mg.Provider != Mailgun || mg.SigningKey != (config.Secret{Env: "MAILGUN_WEBHOOK_SIGNING_KEY"}) || mg.MaxAge != 30*time.Minute {
 		t.Errorf("mailgun %+v", mg)
 	}
 	local := got(4)

@@ -5,7 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"github.com/twicehq/twice/collectors/push"
+	"github.com/twicehq/twice/config"
 	"net/http"
 	"strconv"
 	"strings"
@@ -51,7 +51,7 @@ var mailgunNow = time.Unix(1529006860, 0)
 
 func TestMailgunMapsTheDocumentedEvents(t *testing.T) {
 	now, _ := fixedClock(mailgunNow)
-	r := start(t, Config{Provider: Mailgun, JobArg: "job_id", SigningKey: push.Secret{Value: mailgunKey},
+	r := start(t, Config{Provider: Mailgun, JobArg: "job_id", SigningKey: config.Secret{Value: mailgunKey},
 		Events: []string{Sent, Delivered, Bounced, Dropped}}, Options{Now: now})
 	ts := mailgunNow.Unix() - 5
 	cases := []struct {
@@ -87,7 +87,7 @@ func TestMailgunMapsTheDocumentedEvents(t *testing.T) {
 
 func TestMailgunRefusesBadStaleAndReplayedSignatures(t *testing.T) {
 	now, advance := fixedClock(mailgunNow)
-	r := start(t, Config{Provider: Mailgun, SigningKey: push.Secret{Value: mailgunKey}, MaxAge: 10 * time.Minute}, Options{Now: now})
+	r := start(t, Config{Provider: Mailgun, SigningKey: config.Secret{Value: mailgunKey}, MaxAge: 10 * time.Minute}, Options{Now: now})
 	ts := mailgunNow.Unix()
 	tok := func(i int) string { return fmt.Sprintf("%050d", i) }
 
@@ -138,7 +138,7 @@ func TestMailgunRefusesBadStaleAndReplayedSignatures(t *testing.T) {
 
 func TestMailgunMalformedEventData(t *testing.T) {
 	now, _ := fixedClock(mailgunNow)
-	r := start(t, Config{Provider: Mailgun, SigningKey: push.Secret{Value: mailgunKey}}, Options{Now: now})
+	r := start(t, Config{Provider: Mailgun, SigningKey: config.Secret{Value: mailgunKey}}, Options{Now: now})
 	ts := mailgunNow.Unix()
 	mac := hmac.New(sha256.New, []byte(mailgunKey))
 	mac.Write([]byte(strconv.FormatInt(ts, 10) + "tok"))

@@ -1,7 +1,7 @@
 package emailevents
 
 import (
-	"github.com/twicehq/twice/collectors/push"
+	"github.com/twicehq/twice/config"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -83,7 +83,7 @@ func postmarkAuth(user, pw string) http.Header {
 }
 
 func TestPostmarkMapsTheDocumentedRecords(t *testing.T) {
-	r := start(t, Config{Provider: Postmark, JobArg: "job_id", Username: "twice", Password: push.Secret{Value: "s3cret"},
+	r := start(t, Config{Provider: Postmark, JobArg: "job_id", Username: "twice", Password: config.Secret{Value: "s3cret"},
 		Events: []string{Delivered, Bounced, Unsubscribed}}, Options{})
 	auth := postmarkAuth("twice", "s3cret")
 
@@ -136,7 +136,7 @@ func TestPostmarkMapsTheDocumentedRecords(t *testing.T) {
 }
 
 func TestPostmarkMalformedRecords(t *testing.T) {
-	r := start(t, Config{Provider: Postmark, Username: "twice", Password: push.Secret{Value: "s3cret"}}, Options{})
+	r := start(t, Config{Provider: Postmark, Username: "twice", Password: config.Secret{Value: "s3cret"}}, Options{})
 	auth := postmarkAuth("twice", "s3cret")
 	for body, want := range map[string]string{
 		`[1,2]`:                     "not a webhook record",
@@ -157,7 +157,7 @@ func TestPostmarkRefusesWrongCredentials(t *testing.T) {
 	if err := os.WriteFile(pwFile, []byte("s3cret\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	r := start(t, Config{Provider: Postmark, Username: "twice", Password: push.Secret{File: pwFile}}, Options{})
+	r := start(t, Config{Provider: Postmark, Username: "twice", Password: config.Secret{File: pwFile}}, Options{})
 	refused(t, r, http.Header{}, postmarkDelivery, http.StatusUnauthorized, "auth")
 	refused(t, r, postmarkAuth("twice", "wrong"), postmarkDelivery, http.StatusUnauthorized, "auth")
 	refused(t, r, postmarkAuth("other", "s3cret"), postmarkDelivery, http.StatusUnauthorized, "auth")
@@ -171,11 +171,11 @@ func TestPostmarkRefusesWrongCredentials(t *testing.T) {
 
 func TestSecretsFromTheEnvironment(t *testing.T) {
 	t.Setenv("TWICE_TEST_POSTMARK_PW", "from-env")
-	r := start(t, Config{Provider: Postmark, Username: "twice", Password: push.Secret{Env: "TWICE_TEST_POSTMARK_PW"}}, Options{})
+	r := start(t, Config{Provider: Postmark, Username: "twice", Password: config.Secret{Env: "TWICE_TEST_POSTMARK_PW"}}, Options{})
 	if res := receive(t, r, postmarkAuth("twice", "from-env"), postmarkDelivery); len(res.Events) != 1 {
 		t.Errorf("the password from the environment: %+v", res)
 	}
-	r2, err := NewReceiver("mail", Config{Provider: Postmark, Listen: "x:1", Username: "u", Password: push.Secret{Env: "TWICE_TEST_UNSET_VARIABLE"}}, Options{})
+	r2, err := NewReceiver("mail", Config{Provider: Postmark, Listen: "x:1", Username: "u", Password: config.Secret{Env: "TWICE_TEST_UNSET_VARIABLE"}}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,7 +183,7 @@ func TestSecretsFromTheEnvironment(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "TWICE_TEST_UNSET_VARIABLE is empty or not set") {
 		t.Errorf("Start with an unset variable: %v", err)
 	}
-	r3, _ := NewReceiver("mail", Config{Provider: Postmark, Listen: "x:1", Username: "u", Password: push.Secret{File: "/nonexistent/pw"}}, Options{})
+	r3, _ := NewReceiver("mail", Config{Provider: Postmark, Listen: "x:1", Username: "u", Password: config.Secret{File: "/nonexistent/pw"}}, Options{})
 	if err := r3.Start(t.Context()); err == nil || !strings.Contains(err.Error(), "/nonexistent/pw") {
 		t.Errorf("Start with a missing file: %v", err)
 	}

@@ -8,7 +8,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
-	"github.com/twicehq/twice/collectors/push"
+	"github.com/twicehq/twice/config"
 	"net/http"
 	"strings"
 	"testing"
@@ -68,7 +68,7 @@ const sendgridBatch = `[
 
 func TestSendGridMapsTheDocumentedEvents(t *testing.T) {
 	k := newSendGridKey(t)
-	r := start(t, Config{Provider: SendGrid, JobArg: "job_id", VerificationKey: push.Secret{Value: k.public},
+	r := start(t, Config{Provider: SendGrid, JobArg: "job_id", VerificationKey: config.Secret{Value: k.public},
 		Events: []string{Sent, Delivered, Bounced, Dropped, Complained, Unsubscribed}}, Options{})
 	res := receive(t, r, k.sign(t, "1764756010", sendgridBatch), sendgridBatch)
 	got := effects(t, res)
@@ -111,7 +111,7 @@ func TestSendGridMapsTheDocumentedEvents(t *testing.T) {
 
 func TestSendGridRecordsOnlySendsByDefault(t *testing.T) {
 	k := newSendGridKey(t)
-	r := start(t, Config{Provider: SendGrid, VerificationKey: push.Secret{Value: k.public}}, Options{})
+	r := start(t, Config{Provider: SendGrid, VerificationKey: config.Secret{Value: k.public}}, Options{})
 	res := receive(t, r, k.sign(t, "1764756010", sendgridBatch), sendgridBatch)
 	got := effects(t, res)
 	if len(got) != 1 || got[0].Effect != "email.sent" || got[0].JobID != "" {
@@ -126,7 +126,7 @@ func TestSendGridRecipientsPlainAndOmitted(t *testing.T) {
 	k := newSendGridKey(t)
 	body := `[{"email":"a@example.com","timestamp":1764756000,"event":"processed","sg_event_id":"e1","sg_message_id":"m1","idempotency_key":"k"}]`
 	for mode, want := range map[string]any{RecipientsPlain: []any{"a@example.com"}, RecipientsOmit: nil} {
-		r := start(t, Config{Provider: SendGrid, Recipients: mode, VerificationKey: push.Secret{Value: k.public}}, Options{})
+		r := start(t, Config{Provider: SendGrid, Recipients: mode, VerificationKey: config.Secret{Value: k.public}}, Options{})
 		got := effects(t, receive(t, r, k.sign(t, "1", body), body))
 		rs, ok := got[0].Attrs["recipients"]
 		if want == nil && ok || want != nil && (!ok || rs.([]any)[0] != "a@example.com") {
@@ -139,7 +139,7 @@ func TestSendGridPerRecipientKeys(t *testing.T) {
 	k := newSendGridKey(t)
 	body := `[{"email":"a@example.com","timestamp":1764756000,"event":"processed","sg_event_id":"e1","sg_message_id":"m1.filter1","idempotency_key":"k"},
 	{"email":"b@example.com","timestamp":1764756000,"event":"processed","sg_event_id":"e2","sg_message_id":"m1.filter2","idempotency_key":"k"}]`
-	r := start(t, Config{Provider: SendGrid, PerRecipient: true, VerificationKey: push.Secret{Value: k.public}}, Options{})
+	r := start(t, Config{Provider: SendGrid, PerRecipient: true, VerificationKey: config.Secret{Value: k.public}}, Options{})
 	got := effects(t, receive(t, r, k.sign(t, "1", body), body))
 	if len(got) != 2 || got[0].EffectKey != "k/"+hashAddress("a@example.com") || got[1].EffectKey != "k/"+hashAddress("b@example.com") {
 		t.Fatalf("got %+v", got)
@@ -153,7 +153,7 @@ func TestSendGridMalformedEventsAreCountedAndTheRestRecorded(t *testing.T) {
 	 {"email":"a@example.com","event":"processed","sg_event_id":"e3","sg_message_id":"m3","idempotency_key":"k3"},
 	 {"email":"a@example.com","timestamp":1764756000,"event":"processed","sg_event_id":"e4","idempotency_key":{"nested":1}},
 	 {"email":"a@example.com","timestamp":1764756000,"event":"processed","sg_event_id":"e5","sg_message_id":"m5","idempotency_key":42}]`
-	r := start(t, Config{Provider: SendGrid, VerificationKey: push.Secret{Value: k.public}}, Options{})
+	r := start(t, Config{Provider: SendGrid, VerificationKey: config.Secret{Value: k.public}}, Options{})
 	res := receive(t, r, k.sign(t, "1", body), body)
 	got := effects(t, res)
 	if len(got) != 1 || got[0].EffectKey != "42" {
@@ -180,7 +180,7 @@ func TestSendGridMalformedEventsAreCountedAndTheRestRecorded(t *testing.T) {
 func TestSendGridRefusesWhatItCannotVerify(t *testing.T) {
 	k := newSendGridKey(t)
 	other := newSendGridKey(t)
-	r := start(t, Config{Provider: SendGrid, VerificationKey: push.Secret{Value: k.public}}, Options{})
+	r := start(t, Config{Provider: SendGrid, VerificationKey: config.Secret{Value: k.public}}, Options{})
 	body := `[{"email":"a@example.com","timestamp":1764756000,"event":"processed","sg_event_id":"e1","sg_message_id":"m1","idempotency_key":"k"}]`
 	good := k.sign(t, "1764756000", body)
 

@@ -3,6 +3,7 @@ package emailevents
 import (
 	"context"
 	"fmt"
+	"github.com/twicehq/twice/config"
 	"io"
 	"net/http"
 	"strings"
@@ -12,7 +13,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/twicehq/twice/collectors/push"
 	"github.com/twicehq/twice/sources"
 )
 
@@ -117,7 +117,7 @@ func TestStreamServesSendGrid(t *testing.T) {
 		logged = append(logged, fmt.Sprintf(format, args...))
 		logMu.Unlock()
 	}
-	s := startStream(t, Config{Provider: SendGrid, VerificationKey: push.Secret{Value: k.public}, MaxBodyBytes: 4096}, Options{Logf: logf})
+	s := startStream(t, Config{Provider: SendGrid, VerificationKey: config.Secret{Value: k.public}, MaxBodyBytes: 4096}, Options{Logf: logf})
 	sc := runSidecar(t, s, true)
 
 	code, answer := post(t, s, k.sign(t, "1764756010", sendgridBatch), sendgridBatch)
@@ -216,7 +216,7 @@ func gatherText(t *testing.T, reg *prometheus.Registry) string {
 
 func TestStreamGivesMailgunTokensBackWhenNotRecorded(t *testing.T) {
 	now, _ := fixedClock(mailgunNow)
-	s := startStream(t, Config{Provider: Mailgun, SigningKey: push.Secret{Value: mailgunKey}, MaxPending: 1}, Options{Now: now})
+	s := startStream(t, Config{Provider: Mailgun, SigningKey: config.Secret{Value: mailgunKey}, MaxPending: 1}, Options{Now: now})
 	sc := runSidecar(t, s, false)
 	ts := mailgunNow.Unix()
 	first := mailgunBody(mailgunKey, ts, "tok-1", "accepted", "id-1", "", "")

@@ -38,7 +38,7 @@ type Config struct {
 	Listen string
 	// Token is the bearer token clients must send (Authorization: Bearer
 	// TOKEN); none means no authentication, allowed on loopback only.
-	Token push.Secret
+	Token config.Secret
 	// MaxBodyBytes caps a request body; 0 means DefaultMaxBodyBytes.
 	MaxBodyBytes int
 	// MaxPending caps the events received and not yet durable; 0 means
@@ -90,12 +90,12 @@ func decode(m *config.SourceMapping) *Config {
 		}
 	}
 	read("listen", m.String("listen", &c.Listen))
-	c.Token = push.DecodeSecret(m, "token")
+	c.Token = m.Secret("token")
 	read("max_body_bytes", m.Int("max_body_bytes", &c.MaxBodyBytes, 1))
 	read("max_pending", m.Int("max_pending", &c.MaxPending, 1))
 	c.TLS = push.DecodeTLS(m, "tls")
 	if good {
-		push.ReportConfigErrors(m, c.Validate())
+		m.ReportInvalid(c.Validate(), nil)
 	}
 	return c
 }

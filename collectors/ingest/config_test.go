@@ -24,7 +24,7 @@ func TestConfigTestdata(t *testing.T) {
 	got := *c.Sources[0].Settings.(*Config)
 	abs, _ := filepath.Abs(filepath.Join("testdata", "token.txt"))
 	dir, _ := filepath.Abs("testdata")
-	want := Config{Listen: "0.0.0.0:9091", Token: push.Secret{File: abs}, MaxBodyBytes: 1 << 20, MaxPending: 5000,
+	want := Config{Listen: "0.0.0.0:9091", Token: config.Secret{File: abs}, MaxBodyBytes: 1 << 20, MaxPending: 5000,
 		TLS: &push.TLSFiles{CertFile: filepath.Join(dir, "server.pem"), KeyFile: filepath.Join(dir, "server-key.pem")}}
 	for _, p := range []*string{&got.Token.File, &got.TLS.CertFile, &got.TLS.KeyFile} {
 		if !filepath.IsAbs(*p) {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"github.com/twicehq/twice/config"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -175,7 +176,7 @@ not json
 }
 
 func TestIngestRefusals(t *testing.T) {
-	b := startWatch(t, Config{Token: push.Secret{Value: "s3cret"}, MaxBodyBytes: 1024})
+	b := startWatch(t, Config{Token: config.Secret{Value: "s3cret"}, MaxBodyBytes: 1024})
 	if code, r, h := post(t, b.url, "", jobEvents); code != http.StatusUnauthorized || r.Error == "" || h.Get("WWW-Authenticate") == "" {
 		t.Fatalf("no token: %d %+v", code, r)
 	}
@@ -226,7 +227,7 @@ func TestIngestWithCurl(t *testing.T) {
 	if err != nil {
 		t.Skip("curl is not installed")
 	}
-	b := startWatch(t, Config{Token: push.Secret{Value: "s3cret"}})
+	b := startWatch(t, Config{Token: config.Secret{Value: "s3cret"}})
 	f := filepath.Join(t.TempDir(), "events.ndjson")
 	if err := os.WriteFile(f, []byte(jobEvents), 0o600); err != nil {
 		t.Fatal(err)

@@ -80,7 +80,7 @@ type Config struct {
 	GRPCListen string
 	// Token is the bearer token exporters must send; needed when a
 	// listener is reachable beyond loopback.
-	Token push.Secret
+	Token config.Secret
 	// EffectAttr, KeyAttr, JobAttr and AttemptAttr name span attributes;
 	// "" means their defaults.
 	EffectAttr, KeyAttr, JobAttr, AttemptAttr string
@@ -195,7 +195,7 @@ func decode(m *config.SourceMapping) *Config {
 	}
 	read("listen", m.String("listen", &c.Listen))
 	read("grpc_listen", m.String("grpc_listen", &c.GRPCListen))
-	c.Token = push.DecodeSecret(m, "token")
+	c.Token = m.Secret("token")
 	read("effect_attr", m.String("effect_attr", &c.EffectAttr))
 	read("key_attr", m.String("key_attr", &c.KeyAttr))
 	read("job_attr", m.String("job_attr", &c.JobAttr))
@@ -218,7 +218,7 @@ func decode(m *config.SourceMapping) *Config {
 		good = good && ok
 	}
 	if good {
-		push.ReportConfigErrors(m, c.Validate())
+		m.ReportInvalid(c.Validate(), nil)
 	}
 	return c
 }

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/twicehq/twice/collectors/push"
 	"github.com/twicehq/twice/config"
 	"github.com/twicehq/twice/sources"
 )
@@ -29,7 +28,7 @@ func TestConfigTestdata(t *testing.T) {
 	}
 	no := false
 	want := Config{
-		Listen: "0.0.0.0:4318", GRPCListen: "0.0.0.0:4317", Token: push.Secret{File: abs},
+		Listen: "0.0.0.0:4318", GRPCListen: "0.0.0.0:4317", Token: config.Secret{File: abs},
 		EffectAttr: "app.effect", KeyAttr: "app.effect_key", JobAttr: "app.job_id", AttemptAttr: "app.attempt", JobTypeAttr: "celery.task_name",
 		Match: []Rule{
 			{Span: "smtp.send", Effect: "email.sent"},

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"github.com/twicehq/twice/config"
 	"io"
 	"net/http"
 	"slices"
@@ -25,7 +26,6 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/twicehq/twice/collectors/push"
 	"github.com/twicehq/twice/sources"
 )
 
@@ -298,7 +298,7 @@ func TestHTTPAnswers(t *testing.T) {
 	}
 }
 
-func tokenOf(v string) push.Secret { return push.Secret{Value: v} }
+func tokenOf(v string) config.Secret { return config.Secret{Value: v} }
 
 // TestGRPCToken: over gRPC the token travels as authorization metadata;
 // without it the export is refused with Unauthenticated and nothing is

@@ -157,30 +157,8 @@ func decode(d *Dialect, m *config.SourceMapping) *Config {
 	ok("attrs", m.StringMap("attrs", &c.Attrs))
 	ok("poll_interval", m.Duration("poll_interval", &c.PollInterval))
 	ok("gap_timeout", m.Duration("gap_timeout", &c.GapTimeout))
-	err := c.Validate()
-	var errs []error
-	if j, isJoin := err.(interface{ Unwrap() []error }); isJoin {
-		errs = j.Unwrap()
-	} else if err != nil {
-		errs = []error{err}
-	}
-	for _, e := range errs {
-		var ce *config.Error
-		if !errors.As(e, &ce) {
-			m.Errorf("", "%v", e)
-			continue
-		}
-		key := ce.Path
-		if i := strings.IndexAny(key, ".["); i >= 0 {
-			key = key[:i]
-		}
-		if decoded[key] && m.Has(key) {
-			if sub := strings.TrimPrefix(strings.TrimPrefix(ce.Path, key), "."); sub != "" {
-				m.Errorf(key, "%s: %s", sub, ce.Msg)
-			} else {
-				m.Errorf(key, "%s", ce.Msg)
-			}
-		}
-	}
+	// What Validate checks beyond types, at the key it is about; a key
+	// whose value did not decode has its error already.
+	m.ReportInvalid(c.Validate(), decoded)
 	return c
 }

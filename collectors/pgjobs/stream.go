@@ -2,7 +2,6 @@ package pgjobs
 
 import (
 	"context"
-	"sync"
 	"time"
 
 	"github.com/twicehq/twice/sources"
@@ -29,8 +28,7 @@ type stream struct {
 	last   time.Time // when the last poll began
 	more   bool
 
-	mu     sync.Mutex
-	health error
+	sources.PollHealth
 }
 
 var (
@@ -63,11 +61,11 @@ func (s *stream) Start(ctx context.Context, resume map[string]sources.Position) 
 		s.loaded = true
 	}
 	if err := s.p.Start(ctx); err != nil {
-		s.setHealth(err)
+		s.SetHealth(err)
 		return err
 	}
 	s.l.start(ctx)
-	s.setHealth(nil)
+	s.SetHealth(nil)
 	return nil
 }
 
@@ -110,22 +108,13 @@ func (s *stream) Poll(ctx context.Context, wait time.Duration) ([]sources.Record
 	s.l.start(ctx)
 	s.next = s.now().Add(s.every)
 	b, more, err := s.p.Poll(ctx)
-	s.setHealth(err)
+	s.SetHealth(err)
 	if err != nil {
 		return nil, err
 	}
 	s.more = more
 	lane := s.p.lane
-	recs := make([]sources.Record, 0, len(b.Events)+len(b.Malformed)+len(b.Lost))
-	for i := range b.Lost {
-		recs = append(recs, sources.Record{Lane: lane, Position: s.pos, Lost: &b.Lost[i]})
-	}
-	for i := range b.Malformed {
-		recs = append(recs, sources.Record{Lane: lane, Position: s.pos, Malformed: &b.Malformed[i]})
-	}
-	for i := range b.Events {
-		recs = append(recs, sources.Record{Lane: lane, Position: s.pos, Event: &b.Events[i]})
-	}
+	recs := sources.BatchRecords(lane, s.pos, b)
 	if len(recs) == 0 {
 		return nil, nil
 	}
@@ -141,19 +130,6 @@ func (s *stream) Poll(ctx context.Context, wait time.Duration) ([]sources.Record
 // Commit has nothing to acknowledge: reading takes nothing from the
 // queue.
 func (s *stream) Commit(context.Context, map[string]sources.Position) error { return nil }
-
-// Health is the error of the last poll, or nil.
-func (s *stream) Health() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.health
-}
-
-func (s *stream) setHealth(err error) {
-	s.mu.Lock()
-	s.health = err
-	s.mu.Unlock()
-}
 
 // Shutdown stops listening and closes the pool; safe twice.
 func (s *stream) Shutdown(ctx context.Context) error {

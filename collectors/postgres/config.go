@@ -293,30 +293,10 @@ func decode(m *config.SourceMapping) *Config {
 	}
 	// What Validate checks beyond types, at the key it is about; a key
 	// whose value did not decode has its error already. The map's
-	// problems are recorded above.
-	var errs []error
-	if j, isJoin := c.Validate().(interface{ Unwrap() []error }); isJoin {
-		errs = j.Unwrap()
-	}
-	for _, e := range errs {
-		var ce *config.Error
-		if !errors.As(e, &ce) {
-			m.Errorf("", "%v", e)
-			continue
-		}
-		key := ce.Path
-		if i := strings.IndexAny(key, ".["); i >= 0 {
-			key = key[:i]
-		}
-		switch {
-		case key == "map":
-		case key == "":
-			if !m.Has("table") && !m.Has("query") {
-				m.Errorf("", "%s", ce.Msg)
-			}
-		case decoded[key] && m.Has(key):
-			m.Errorf(key, "%s", ce.Msg)
-		}
-	}
+	// problems are recorded above, and one about no key only when
+	// neither table nor query is given.
+	decoded["map"] = false
+	decoded[""] = !m.Has("table") && !m.Has("query")
+	m.ReportInvalid(c.Validate(), decoded)
 	return c
 }

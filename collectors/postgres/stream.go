@@ -24,28 +24,15 @@ type Stream struct {
 	next    time.Time // when the next query may run
 	lane    string
 
-	healthMu sync.Mutex
-	health   error // the last poll's error; nil after a poll that worked
+	// Health is the last poll's error while the source cannot be read
+	// (Postgres unreachable, the grant revoked), nil once a poll works.
+	sources.PollHealth
 }
 
 var (
 	_ sources.Stream         = (*Stream)(nil)
 	_ sources.HealthReporter = (*Stream)(nil)
 )
-
-// Health returns the error of the last poll while the source cannot be
-// read (Postgres unreachable, the grant revoked), nil once a poll works.
-func (s *Stream) Health() error {
-	s.healthMu.Lock()
-	defer s.healthMu.Unlock()
-	return s.health
-}
-
-func (s *Stream) setHealth(err error) {
-	s.healthMu.Lock()
-	s.health = err
-	s.healthMu.Unlock()
-}
 
 // StreamOptions tune NewStream.
 type StreamOptions struct {
@@ -146,7 +133,7 @@ func (s *Stream) Poll(ctx context.Context, wait time.Duration) ([]sources.Record
 		}
 	}
 	rows, full, err := s.r.read(ctx, s.r.pool, &s.pos, b)
-	s.setHealth(err)
+	s.SetHealth(err)
 	if err != nil {
 		s.next = now.Add(s.r.cfg.pollInterval())
 		return nil, err

@@ -328,26 +328,3 @@ func TestIsLoopbackAndBearer(t *testing.T) {
 		t.Error("no token configured: refused")
 	}
 }
-
-func TestSecretIsNeverPrinted(t *testing.T) {
-	s := Secret{Value: "hunter2"}
-	for _, got := range []string{s.String(), s.GoString()} {
-		if got != "(secret)" {
-			t.Errorf("printed %q", got)
-		}
-	}
-	t.Setenv("TWICE_TEST_TOKEN", "from-env")
-	if v, err := (Secret{Env: "TWICE_TEST_TOKEN"}).Resolve(); err != nil || v != "from-env" {
-		t.Fatalf("env secret: %q %v", v, err)
-	}
-	if _, err := (Secret{Env: "TWICE_TEST_UNSET_TOKEN"}).Resolve(); err == nil {
-		t.Fatal("unset env secret resolved")
-	}
-	f := t.TempDir() + "/token"
-	if err := writeFile(f, "from-file\n"); err != nil {
-		t.Fatal(err)
-	}
-	if v, err := (Secret{File: f}).Resolve(); err != nil || v != "from-file" {
-		t.Fatalf("file secret: %q %v", v, err)
-	}
-}

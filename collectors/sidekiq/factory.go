@@ -2,9 +2,7 @@ package sidekiq
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/twicehq/twice/collectors"
 	"github.com/twicehq/twice/config"
@@ -52,35 +50,8 @@ func (Factory) DecodeConfig(m *config.SourceMapping) config.SourceSettings {
 	ok("stream", m.String("stream", &c.Stream))
 	// What Validate checks beyond types, at the key it is about; a key
 	// whose value did not decode has its error already.
-	for _, e := range flatten(c.Validate()) {
-		var ce *config.Error
-		if !errors.As(e, &ce) {
-			m.Errorf("", "%v", e)
-			continue
-		}
-		key := ce.Path
-		if i := strings.IndexAny(key, ".["); i >= 0 {
-			key = key[:i]
-		}
-		if decoded[key] && m.Has(key) {
-			if sub := strings.TrimPrefix(strings.TrimPrefix(ce.Path, key), "."); sub != "" {
-				m.Errorf(key, "%s: %s", sub, ce.Msg)
-			} else {
-				m.Errorf(key, "%s", ce.Msg)
-			}
-		}
-	}
+	m.ReportInvalid(c.Validate(), decoded)
 	return c
-}
-
-func flatten(err error) []error {
-	if err == nil {
-		return nil
-	}
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		return j.Unwrap()
-	}
-	return []error{err}
 }
 
 // settings returns the *Config of a sidekiq source.

@@ -3,7 +3,6 @@ package sidekiq
 import (
 	"context"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/twicehq/twice/sources"
@@ -34,8 +33,7 @@ type pollStream struct {
 	pos    sources.Position // after the last snapshot
 	next   time.Time        // when the next snapshot is due
 
-	mu     sync.Mutex
-	health error
+	sources.PollHealth
 }
 
 var (
@@ -70,10 +68,10 @@ func (s *pollStream) Start(ctx context.Context, resume map[string]sources.Positi
 		s.loaded = true
 	}
 	if err := s.p.Start(ctx); err != nil {
-		s.setHealth(err)
+		s.SetHealth(err)
 		return err
 	}
-	s.setHealth(nil)
+	s.SetHealth(nil)
 	return nil
 }
 
@@ -99,20 +97,11 @@ func (s *pollStream) Poll(ctx context.Context, wait time.Duration) ([]sources.Re
 	s.next = s.now().Add(s.every)
 	b, err := s.p.Poll(ctx)
 	if err != nil {
-		s.setHealth(err)
+		s.SetHealth(err)
 		return nil, err
 	}
-	s.setHealth(nil)
-	recs := make([]sources.Record, 0, len(b.Events)+len(b.Malformed)+len(b.Lost))
-	for i := range b.Lost {
-		recs = append(recs, sources.Record{Lane: PollLane, Position: s.pos, Lost: &b.Lost[i]})
-	}
-	for i := range b.Malformed {
-		recs = append(recs, sources.Record{Lane: PollLane, Position: s.pos, Malformed: &b.Malformed[i]})
-	}
-	for i := range b.Events {
-		recs = append(recs, sources.Record{Lane: PollLane, Position: s.pos, Event: &b.Events[i]})
-	}
+	s.SetHealth(nil)
+	recs := sources.BatchRecords(PollLane, s.pos, b)
 	if len(recs) == 0 {
 		return nil, nil
 	}
@@ -128,19 +117,6 @@ func (s *pollStream) Poll(ctx context.Context, wait time.Duration) ([]sources.Re
 // Commit has nothing to acknowledge: polling takes nothing from Sidekiq.
 func (s *pollStream) Commit(context.Context, map[string]sources.Position) error { return nil }
 
-// Health is the error of the last poll, or nil.
-func (s *pollStream) Health() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.health
-}
-
-func (s *pollStream) setHealth(err error) {
-	s.mu.Lock()
-	s.health = err
-	s.mu.Unlock()
-}
-
 // Shutdown closes the connection; safe twice.
 func (s *pollStream) Shutdown(ctx context.Context) error { return s.p.Shutdown(ctx) }
 
@@ -152,8 +128,7 @@ type middlewareStream struct {
 	r    *StreamReader
 	lane string
 
-	mu     sync.Mutex
-	health error
+	sources.PollHealth
 }
 
 var (
@@ -179,7 +154,7 @@ func (s *middlewareStream) Start(ctx context.Context, resume map[string]sources.
 		return fmt.Errorf("%s: lane %s: %w", s.r.name, s.lane, err)
 	}
 	err = s.r.Start(ctx, from)
-	s.setHealth(err)
+	s.SetHealth(err)
 	return err
 }
 
@@ -189,7 +164,7 @@ const readBatch = 1000
 // Poll reads the entries that arrived within wait.
 func (s *middlewareStream) Poll(ctx context.Context, wait time.Duration) ([]sources.Record, error) {
 	recs, err := s.r.Read(ctx, wait, readBatch)
-	s.setHealth(err)
+	s.SetHealth(err)
 	if err != nil {
 		return nil, err
 	}
@@ -223,19 +198,6 @@ func (s *middlewareStream) Lag(ctx context.Context) (map[string]int64, error) {
 // Commit has nothing to acknowledge: the stream is read without a
 // consumer group, and trimmed by the middleware's MAXLEN.
 func (s *middlewareStream) Commit(context.Context, map[string]sources.Position) error { return nil }
-
-// Health is the error of the last read, or nil.
-func (s *middlewareStream) Health() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.health
-}
-
-func (s *middlewareStream) setHealth(err error) {
-	s.mu.Lock()
-	s.health = err
-	s.mu.Unlock()
-}
 
 // Shutdown closes the connection; safe twice.
 func (s *middlewareStream) Shutdown(ctx context.Context) error { return s.r.Shutdown(ctx) }

@@ -83,7 +83,7 @@ type Config struct {
 	// Username and Password, when set, are the credentials clients must
 	// give with SMTP AUTH PLAIN (required to listen beyond loopback).
 	Username string
-	Password push.Secret
+	Password config.Secret
 	// Relay, when set, is the upstream every message is forwarded to.
 	Relay *Relay
 	// TLS, when set, is the certificate the server offers with STARTTLS.
@@ -102,7 +102,7 @@ type Relay struct {
 	CAFile string
 	// Username and Password authenticate with AUTH PLAIN when set.
 	Username string
-	Password push.Secret
+	Password config.Secret
 }
 
 func (c *Config) listen() string {
@@ -214,7 +214,7 @@ func decode(m *config.SourceMapping) *Config {
 	read("max_pending", m.Int("max_pending", &c.MaxPending, 1))
 	read("max_connections", m.Int("max_connections", &c.MaxConnections, 1))
 	read("username", m.String("username", &c.Username))
-	c.Password = push.DecodeSecret(m, "password")
+	c.Password = m.Secret("password")
 	c.TLS = push.DecodeTLS(m, "tls")
 	if m.Has("relay") {
 		c.Relay = &Relay{}
@@ -230,14 +230,14 @@ func decode(m *config.SourceMapping) *Config {
 				c.Relay.NoStartTLS = !starttls
 				read("relay", r.File("ca_file", &c.Relay.CAFile))
 				read("relay", r.String("username", &c.Relay.Username))
-				c.Relay.Password = push.DecodeSecret(r, "password")
+				c.Relay.Password = r.Secret("password")
 			}
 		} else {
 			read("relay", m.String("relay", &c.Relay.Address))
 		}
 	}
 	if good {
-		push.ReportConfigErrors(m, c.Validate())
+		m.ReportInvalid(c.Validate(), nil)
 	}
 	return c
 }

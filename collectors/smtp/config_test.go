@@ -7,7 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/twicehq/twice/collectors/push"
 	"github.com/twicehq/twice/config"
 	"github.com/twicehq/twice/sources"
 )
@@ -33,9 +32,9 @@ func TestConfigTestdata(t *testing.T) {
 	}
 	got.Relay.CAFile, got.Relay.Password.File = abs(got.Relay.CAFile), abs(got.Relay.Password.File)
 	want := Config{Listen: "0.0.0.0:2526", KeyHeader: "X-Receipt-Key", JobHeader: "X-Job-Id", Effect: "receipt.sent",
-		KeepRecipients: true, MaxMessageBytes: 1 << 20, MaxPending: 500, MaxConnections: 20, Username: "app", Password: push.Secret{Env: "TWICE_SMTP_PASSWORD"},
+		KeepRecipients: true, MaxMessageBytes: 1 << 20, MaxPending: 500, MaxConnections: 20, Username: "app", Password: config.Secret{Env: "TWICE_SMTP_PASSWORD"},
 		Relay: &Relay{Address: "smtp.example.com:587", CAFile: filepath.Join(dir, "upstream-ca.pem"), Username: "relay-user",
-			Password: push.Secret{File: filepath.Join(dir, "relay-password.txt")}}}
+			Password: config.Secret{File: filepath.Join(dir, "relay-password.txt")}}}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("source %+v\nrelay %+v\nwant %+v\nrelay %+v", got, *got.Relay, want, *want.Relay)
 	}
@@ -59,7 +58,7 @@ func TestConfigErrors(t *testing.T) {
 		{"user without password", "sources: [{name: s, type: smtp, username: u}]", "sources[0].username: username and password go together"},
 		{"bad header", "sources: [{name: s, type: smtp, key_header: 'X Key'}]", `sources[0].key_header: "X Key" is not a header name`},
 		{"relay without address", "sources: [{name: s, type: smtp, relay: {starttls: false}}]", "sources[0].relay: missing address"},
-		{"relay bad address", "sources: [{name: s, type: smtp, relay: 'nohost'}]", `sources[0].relay: want host:port, got "nohost"`},
+		{"relay bad address", "sources: [{name: s, type: smtp, relay: 'nohost'}]", `sources[0].relay: address: want host:port, got "nohost"`},
 		{"relay unknown key", "sources: [{name: s, type: smtp, relay: {address: 'a:1', tls: true}}]", `unknown key "tls"`},
 		{"two passwords", "sources: [{name: s, type: smtp, username: u, password: a, password_file: b}]", "sources[0].password_file: give only one of password"},
 		{"unknown key", "sources: [{name: s, type: smtp, path: x}]", `unknown key "path"`},

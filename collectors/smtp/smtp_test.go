@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
+	"github.com/twicehq/twice/config"
 	"net"
 	stdsmtp "net/smtp"
 	"os"
@@ -127,7 +128,7 @@ func TestPythonSmtplib(t *testing.T) {
 	if err != nil {
 		t.Skip("python3 is not installed")
 	}
-	s := sidecarless(t, Config{Username: "app", Password: push.Secret{Value: "pw-1"}})
+	s := sidecarless(t, Config{Username: "app", Password: config.Secret{Value: "pw-1"}})
 	got := commitAll(t, s)
 	script := `
 import smtplib, sys
@@ -172,7 +173,7 @@ func TestRelayForwardsThenRecords(t *testing.T) {
 	if err := os.WriteFile(pwFile, []byte("relay-pw\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s := sidecarless(t, Config{Relay: &Relay{Address: up.addr, CAFile: up.caFile, Username: "relay-user", Password: push.Secret{File: pwFile}}})
+	s := sidecarless(t, Config{Relay: &Relay{Address: up.addr, CAFile: up.caFile, Username: "relay-user", Password: config.Secret{File: pwFile}}})
 	got := commitAll(t, s)
 	msg := receipt("<m-9@shop.test>", "receipt/payment:9", "")
 	if err := stdsmtp.SendMail(s.Addr(), nil, "noreply@shop.test", []string{"ann@example.com"}, msg); err != nil {
@@ -272,7 +273,7 @@ func TestKeyTemplate(t *testing.T) {
 
 func TestSTARTTLSThenAuth(t *testing.T) {
 	cert := pushtest.SelfSigned(t)
-	s := sidecarless(t, Config{Username: "app", Password: push.Secret{Value: "pw"}, TLS: &push.TLSFiles{CertFile: cert.CertFile, KeyFile: cert.KeyFile}})
+	s := sidecarless(t, Config{Username: "app", Password: config.Secret{Value: "pw"}, TLS: &push.TLSFiles{CertFile: cert.CertFile, KeyFile: cert.KeyFile}})
 	got := commitAll(t, s)
 	c, err := stdsmtp.Dial(s.Addr())
 	if err != nil {

@@ -68,7 +68,7 @@ type Config struct {
 	MaxPending int
 	// Token, when set, must come in the X-Twice-Token header (required to
 	// listen beyond loopback).
-	Token push.Secret
+	Token config.Secret
 	// TLS, when set, makes the proxy serve HTTPS.
 	TLS *push.TLSFiles
 }
@@ -180,10 +180,10 @@ func decode(m *config.SourceMapping) *Config {
 	read("effect", m.String("effect", &c.Effect))
 	read("max_key_body_bytes", m.Int("max_key_body_bytes", &c.MaxKeyBodyBytes, 1))
 	read("max_pending", m.Int("max_pending", &c.MaxPending, 1))
-	c.Token = push.DecodeSecret(m, "token")
+	c.Token = m.Secret("token")
 	c.TLS = push.DecodeTLS(m, "tls")
 	if good {
-		push.ReportConfigErrors(m, c.Validate())
+		m.ReportInvalid(c.Validate(), nil)
 	}
 	return c
 }

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/twicehq/twice/collectors/push"
 	"github.com/twicehq/twice/config"
 	"github.com/twicehq/twice/sources"
 )
@@ -24,7 +23,7 @@ func TestConfigTestdata(t *testing.T) {
 	}
 	got := *c.Sources[0].Settings.(*Config)
 	want := Config{Listen: "0.0.0.0:8082", Upstream: "https://partner.example.com/api", KeyPath: "data.payment_id", JobHeader: "X-Job-Id",
-		IDHeader: "Webhook-Id", Effect: "partner.notified", MaxKeyBodyBytes: 65536, MaxPending: 100, Token: push.Secret{Env: "TWICE_WEBHOOK_TOKEN"}}
+		IDHeader: "Webhook-Id", Effect: "partner.notified", MaxKeyBodyBytes: 65536, MaxPending: 100, Token: config.Secret{Env: "TWICE_WEBHOOK_TOKEN"}}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("source %+v\nwant %+v", got, want)
 	}

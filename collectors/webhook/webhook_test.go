@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"github.com/twicehq/twice/config"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -284,7 +285,7 @@ func TestKeyPathAndStableIDs(t *testing.T) {
 
 func TestTokenAndBackpressureRefuseBeforeForwarding(t *testing.T) {
 	up := startUpstream(t, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) })
-	s := startProxy(t, Config{Upstream: up.URL, Token: push.Secret{Value: "tk"}, MaxPending: 1})
+	s := startProxy(t, Config{Upstream: up.URL, Token: config.Secret{Value: "tk"}, MaxPending: 1})
 	post := func(token string) *http.Response {
 		req, _ := http.NewRequest("POST", "http://"+s.Addr()+"/hook", strings.NewReader(`{}`))
 		if token != "" {

@@ -90,7 +90,7 @@ func TestLoad(t *testing.T) {
 		{"ca not pem", &config.KafkaTLS{CAFile: notPEM}, nil, "tls.ca_file: " + notPEM + " holds no PEM certificate"},
 		{"key of another cert", &config.KafkaTLS{CertFile: cert, KeyFile: otherKey}, nil, "tls.cert_file, tls.key_file: tls: private key does not match public key"},
 		{"unset password variable", nil, &config.KafkaSASL{Mechanism: config.SASLPlain, Username: "u", Password: config.Secret{Env: "TWICE_TEST_KAFKASEC_PW"}},
-			"sasl: environment variable TWICE_TEST_KAFKASEC_PW (the password) is empty or not set"},
+			"sasl: environment variable TWICE_TEST_KAFKASEC_PW is empty or not set"},
 		{"oauthbearer", nil, &config.KafkaSASL{Mechanism: "OAUTHBEARER", Username: "u", Password: config.Secret{Value: pw}}, `sasl.mechanism: "OAUTHBEARER" is not supported`},
 	} {
 		_, err := Load(tt.tls, tt.sasl)
@@ -137,7 +137,7 @@ func TestPasswordReadAtEachLogin(t *testing.T) {
 	if err := os.Remove(file); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := mech.Start(context.Background()); err == nil || !strings.Contains(err.Error(), "sasl: reading the password") {
+	if _, _, err := mech.Start(context.Background()); err == nil || !strings.Contains(err.Error(), "sasl: reading the secret") {
 		t.Errorf("login with the file gone: %v", err)
 	}
 

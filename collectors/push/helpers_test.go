@@ -1,5 +1,0 @@
-package push
-
-import "os"
-
-func writeFile(path, s string) error { return os.WriteFile(path, []byte(s), 0o600) }
