@@ -193,7 +193,7 @@ type Watch struct {
 
 // Sink is one destination of findings.
 type Sink struct {
-	// Type is SinkStdout, SinkFile or SinkKafka.
+	// Type is SinkStdout, SinkFile, SinkKafka or SinkWebhook.
 	Type string
 	// Path is the file of a file sink.
 	Path string
@@ -204,6 +204,12 @@ type Sink struct {
 	// source's.
 	TLS  *KafkaTLS
 	SASL *KafkaSASL
+	// URL is where a webhook sink posts (it may hold a token: never
+	// printed), or URLEnv the environment variable that holds it; Format
+	// is "json" (default) or "slack"; Timeout bounds one request (0: the
+	// sink's default).
+	URL, URLEnv, Format string
+	Timeout             time.Duration
 	// Line is where the sink is written in the file, 0 when built in code.
 	Line int
 }
@@ -213,6 +219,8 @@ const (
 	SinkStdout = "stdout"
 	SinkFile   = "file"
 	SinkKafka  = "kafka"
+	// SinkWebhook posts revisions to an HTTP endpoint (sidecar/webhooksink).
+	SinkWebhook = "webhook"
 )
 
 // Limits cap the open state of `twice watch`; 0 means no cap.
@@ -311,7 +319,7 @@ var sourceTypes = []string{SourceFile, SourceKafka}
 
 var (
 	formats    = []string{FormatTwice, FormatMap, FormatDebezium}
-	sinkTypes  = []string{SinkStdout, SinkFile, SinkKafka}
+	sinkTypes  = []string{SinkStdout, SinkFile, SinkKafka, SinkWebhook}
 	topicName  = regexp.MustCompile(`^[a-zA-Z0-9._-]{1,249}$`)
 	startWords = []string{StartEarliest, StartLatest}
 )
@@ -636,6 +644,16 @@ func (w *Watch) validate() []*Error {
 			}
 			for _, e := range append(s.TLS.validate(path+".tls"), s.SASL.validate(path+".sasl")...) {
 				add(e.Path, "%s", e.Msg)
+			}
+		case SinkWebhook:
+			if (s.URL == "") == (s.URLEnv == "") {
+				add(path, "give one of url and url_env")
+			}
+			if s.Format != "" && s.Format != "json" && s.Format != "slack" {
+				add(path+".format", "unknown format %q (json, slack)", s.Format)
+			}
+			if s.Timeout < 0 {
+				add(path+".timeout", "negative")
 			}
 		default:
 			add(path+".type", "%s", unknownSinkType(s.Type))

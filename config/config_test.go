@@ -570,9 +570,9 @@ func TestParseErrors(t *testing.T) {
 		{"findings is a mapping", "watch: {findings: {type: stdout}}\n",
 			`twice.yaml:1:19: watch.findings: want a list, got a mapping`},
 		{"sink without type", "watch:\n  findings:\n    - path: f\n",
-			`twice.yaml:3:7: watch.findings[0]: missing type (stdout, file, kafka)`},
+			`twice.yaml:3:7: watch.findings[0]: missing type (stdout, file, kafka, webhook)`},
 		{"unknown sink type", "watch:\n  findings:\n    - type: slack\n",
-			`twice.yaml:3:13: watch.findings[0].type: unknown sink type "slack" (known: stdout, file, kafka)`},
+			`twice.yaml:3:13: watch.findings[0].type: unknown sink type "slack" (known: stdout, file, kafka, webhook)`},
 		{"file sink without path", "watch:\n  findings:\n    - type: file\n",
 			`twice.yaml:3:7: watch.findings[0]: missing path (a file sink needs it)`},
 		{"stdout sink with path", "watch:\n  findings:\n    - {type: stdout, path: f}\n",
@@ -909,7 +909,7 @@ func TestValidate(t *testing.T) {
 			"watch.findings[2].brokers: no brokers\n" +
 			"watch.findings[3].brokers[0]: want host:port, got \"x\"\n" +
 			"watch.findings[3].topic: must not be empty\n" +
-			"watch.findings[4].type: unknown sink type \"pager\" (known: stdout, file, kafka)\n" +
+			"watch.findings[4].type: unknown sink type \"pager\" (known: stdout, file, kafka, webhook)\n" +
 			"watch.limits.max_jobs: must be at least 0 (0: no cap), got -1\n" +
 			"watch.listen: want host:port (or \"\" for no HTTP API), got \"nope\"\n" +
 			"watch.snapshot_interval: must be greater than 0, got 0s\n" +

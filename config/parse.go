@@ -33,9 +33,10 @@ var (
 	watchKeys       = []string{"state_dir", "listen", "checkpoint_interval", "snapshot_interval", "idle_timeout", "idle_advance", "findings", "store", "limits", "dead_letter_max_bytes"}
 	limitKeys       = []string{"max_jobs", "max_effect_keys", "max_entities", "max_identities"}
 	sinkKeys        = map[string][]string{
-		SinkStdout: {"type"},
-		SinkFile:   {"type", "path"},
-		SinkKafka:  {"type", "brokers", "topic", "tls", "sasl"},
+		SinkStdout:  {"type"},
+		SinkFile:    {"type", "path"},
+		SinkKafka:   {"type", "brokers", "topic", "tls", "sasl"},
+		SinkWebhook: {"type", "url", "url_env", "format", "timeout"},
 	}
 	// sinkRequired are the keys each sink type needs.
 	sinkRequired = map[string][]string{SinkFile: {"path"}, SinkKafka: {"brokers", "topic"}}
@@ -1015,7 +1016,23 @@ func (p *parser) sinks(n *yaml.Node, path string) []Sink {
 				s.TLS, _ = p.kafkaTLS(e.val, epath)
 			case "sasl":
 				s.SASL, _ = p.kafkaSASL(e.val, epath)
+			case "url":
+				s.URL, _ = p.name(e.val, epath)
+			case "url_env":
+				s.URLEnv, _ = p.name(e.val, epath)
+			case "format":
+				if v, good := p.name(e.val, epath); good {
+					s.Format = v
+					if v != "json" && v != "slack" {
+						p.errorf(resolve(e.val), epath, "unknown format %q (json, slack)", v)
+					}
+				}
+			case "timeout":
+				s.Timeout, _ = p.duration(e.val, epath)
 			}
+		}
+		if s.Type == SinkWebhook && have["url"] == have["url_env"] {
+			p.errorf(item, ipath, "give one of url and url_env")
 		}
 		for _, key := range sinkRequired[s.Type] {
 			if !have[key] {

@@ -18,6 +18,7 @@ import (
 	"github.com/twicehq/twice/internal/kafkasec"
 	"github.com/twicehq/twice/sidecar"
 	"github.com/twicehq/twice/sidecar/kafkasink"
+	"github.com/twicehq/twice/sidecar/webhooksink"
 	"github.com/twicehq/twice/sources"
 	"github.com/twicehq/twice/sources/builtin"
 	"github.com/twicehq/twice/storage/clickhouse"
@@ -117,6 +118,19 @@ func runWatch(ctx context.Context, e env, f watchFlags) error {
 				return usageErr("%s: watch.findings (kafka topic %s): %v", f.config, s.Topic, err)
 			}
 			sinks = append(sinks, kafkasink.NewWith(s.Brokers, s.Topic, kafkasink.Options{Security: sec}))
+		case config.SinkWebhook:
+			u := s.URL
+			if s.URLEnv != "" {
+				if u = os.Getenv(s.URLEnv); u == "" {
+					return usageErr("%s: watch.findings (webhook): environment variable %s is not set", f.config, s.URLEnv)
+				}
+			}
+			ws, err := webhooksink.New(webhooksink.Options{URL: u, Format: s.Format, Timeout: s.Timeout,
+				Logf: logf})
+			if err != nil {
+				return usageErr("%s: watch.findings (webhook): %v", f.config, err)
+			}
+			sinks = append(sinks, ws)
 		}
 	}
 	opts := audit.EngineOptions(cfg)
@@ -145,6 +159,11 @@ func runWatch(ctx context.Context, e env, f watchFlags) error {
 	for _, s := range streams {
 		// A source with metrics of its own (the push taps) shows them too.
 		if c, ok := s.(prometheus.Collector); ok {
+			reg.MustRegister(c)
+		}
+	}
+	for _, s := range sinks {
+		if c, ok := s.(prometheus.Collector); ok { // the webhook sink
 			reg.MustRegister(c)
 		}
 	}
