@@ -15,11 +15,7 @@
 package oban
 
 import (
-	"context"
-
-	"github.com/twicehq/twice/collectors"
 	"github.com/twicehq/twice/collectors/pgjobs"
-	"github.com/twicehq/twice/config"
 	"github.com/twicehq/twice/sources"
 )
 
@@ -53,30 +49,7 @@ var Dialect = &pgjobs.Dialect{
 	TimestampTZ:  false,
 }
 
-// Factory is the source factory of type oban (sources.HistoryFactory);
-// its settings are a *pgjobs.Config.
-type Factory struct{}
-
-var (
-	_   sources.HistoryFactory = Factory{}
-	tap                        = pgjobs.Tap{D: Dialect}
-)
-
-// Type returns "oban".
-func (Factory) Type() string { return Type }
-
-// DecodeConfig decodes postgres, prefix, key, entity, attrs,
-// poll_interval and gap_timeout.
-func (Factory) DecodeConfig(m *config.SourceMapping) config.SourceSettings {
-	return tap.DecodeConfig(m)
-}
-
-// NewStream returns the stream `twice watch` reads: oban_jobs, polled.
-func (Factory) NewStream(src config.Source, opts sources.StreamOptions) (sources.Stream, error) {
-	return tap.NewStream(src, opts)
-}
-
-// NewCollectors returns what `twice audit` reads: oban_jobs as it is now.
-func (Factory) NewCollectors(ctx context.Context, src config.Source, opts sources.CollectOptions) ([]collectors.Collector, error) {
-	return tap.NewCollectors(ctx, src, opts)
-}
+// Factory is the source factory of type oban (sources.HistoryFactory):
+// `twice watch` polls oban_jobs, `twice audit` reads it as it is now. Its
+// settings are a *pgjobs.Config.
+var Factory sources.HistoryFactory = pgjobs.Tap{D: Dialect}

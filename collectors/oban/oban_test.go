@@ -148,7 +148,7 @@ func (e *env) effect(effect, key string, id int64) {
 func newStream(t *testing.T, e *env, cfg pgjobs.Config) sources.Stream {
 	t.Helper()
 	cfg.Postgres = e.reader
-	s, err := sources.NewRegistry(Factory{}).NewStream(config.Source{Name: "jobs", Type: Type, Settings: &cfg}, sources.StreamOptions{})
+	s, err := sources.NewRegistry(Factory).NewStream(config.Source{Name: "jobs", Type: Type, Settings: &cfg}, sources.StreamOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -390,7 +390,7 @@ expect:
 
 func TestConfigErrors(t *testing.T) {
 	c, err := config.ParseWith("twice.yaml", []byte(`sources: [{name: s, type: oban, postgres: 'postgres://x/db', prefix: jobs, key: meta.tenant}]`),
-		config.Options{Sources: sources.NewRegistry(Factory{})})
+		config.Options{Sources: sources.NewRegistry(Factory)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -402,7 +402,7 @@ func TestConfigErrors(t *testing.T) {
 		{"sources: [{name: s, type: oban, postgres: 'postgres://x/db', key: metadata.x}]", "want one of args, meta, tags"},
 		{"sources: [{name: s, type: oban, prefix: x}]", "missing postgres"},
 	} {
-		_, err := config.ParseWith("twice.yaml", []byte(tc.yaml), config.Options{Sources: sources.NewRegistry(Factory{})})
+		_, err := config.ParseWith("twice.yaml", []byte(tc.yaml), config.Options{Sources: sources.NewRegistry(Factory)})
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: error %v, want %q", tc.yaml, err, tc.want)
 		}

@@ -24,7 +24,7 @@ import (
 func newStream(t *testing.T, e *env, cfg pgjobs.Config) sources.Stream {
 	t.Helper()
 	cfg.Postgres = e.reader
-	s, err := sources.NewRegistry(Factory{}).NewStream(config.Source{Name: "jobs", Type: Type, Settings: &cfg}, sources.StreamOptions{})
+	s, err := sources.NewRegistry(Factory).NewStream(config.Source{Name: "jobs", Type: Type, Settings: &cfg}, sources.StreamOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -378,7 +378,7 @@ watch:
 }
 
 func TestConfigTestdata(t *testing.T) {
-	c, err := config.LoadWith(filepath.Join("testdata", "config.yaml"), config.Options{Sources: sources.NewRegistry(Factory{})})
+	c, err := config.LoadWith(filepath.Join("testdata", "config.yaml"), config.Options{Sources: sources.NewRegistry(Factory)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -405,7 +405,7 @@ func TestConfigErrors(t *testing.T) {
 		{"poll_interval", "sources: [{name: s, type: river, postgres: 'postgres://x/db', poll_interval: 1ms}]", "sources[0].poll_interval: 1ms, want at least 10ms"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := config.ParseWith("twice.yaml", []byte(tc.yaml), config.Options{Sources: sources.NewRegistry(Factory{})})
+			_, err := config.ParseWith("twice.yaml", []byte(tc.yaml), config.Options{Sources: sources.NewRegistry(Factory)})
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("error %v, want %q", err, tc.want)
 			}
