@@ -137,6 +137,7 @@ lost jobs, retry storms and dead letters nobody replays.`,
 	root.AddCommand(newMigrateCmd(e))
 	root.AddCommand(newHealthcheckCmd(e))
 	root.AddCommand(newSimulateCmd(e))
+	root.AddCommand(newTestCmd(e))
 	return root
 }
 
