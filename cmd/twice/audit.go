@@ -109,7 +109,7 @@ configuration error, 3 input could not be read, 4 warnings under
 	fl.StringVar(&f.until, "until", "", "with --from: audit events before this time (RFC 3339)")
 	fl.StringVar(&f.from, "from", "", "audit the events stored in ClickHouse (clickhouse://host:9000/db or http://host:8123/db) with SQL, where they live")
 	fl.StringVar(&f.to, "to", "", "also store the events read in ClickHouse (DSN as for --from); tables are created as needed")
-	fl.IntVar(&f.top, "top", reports.DefaultTop, "text: list at most N findings per group, counting the rest (0: all)")
+	fl.IntVar(&f.top, "top", reports.DefaultTop, "text, html: list at most N findings per group, counting the rest (0: all)")
 	fl.StringVar(&f.groupBy, "group-by", reports.GroupDetector, "text: group findings by "+strings.Join(reports.GroupBys, "|"))
 	fl.IntVar(&f.maxBytes, "max-bytes", reports.DefaultMarkdownMaxBytes, "markdown: cap the report at N bytes (a PR comment holds 65536), counting the findings left out")
 	fl.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the audit to FILE")
@@ -202,6 +202,12 @@ func runAudit(cmd *cobra.Command, e env, f auditFlags, args []string) error {
 		}
 	}
 	paths := in.names
+	// The html report charts the events per time bucket.
+	var timeline *reports.Timeline
+	if f.format == "html" {
+		timeline = reports.NewTimeline()
+		cols = teeTimeline(cols, timeline)
+	}
 	var store *clickhouse.Store
 	var sink *clickhouse.Sink
 	if f.to != "" {
@@ -289,6 +295,16 @@ func runAudit(cmd *cobra.Command, e env, f auditFlags, args []string) error {
 		// Interrupted while finishing: no report rather than one of a
 		// part of the input.
 		return inputErr(err)
+	}
+	if f.format == "html" {
+		o := reportOptions(e, f, strings.Join(paths, ", "), failOn)
+		o.Timeline = timeline
+		if o.Stories, err = htmlStories(cmd.Context(), e, cfg, in, since, rep, f.top); err != nil {
+			return inputErr(err)
+		}
+		if reporter, err = reports.New(f.format, o); err != nil {
+			return usageErr("--format: %v", err)
+		}
 	}
 	if err := writeReport(e, out, reporter, rep); err != nil {
 		return inputErr(err)
