@@ -422,19 +422,23 @@ func slackMessage(why string, f slackFinding) ([]byte, error) {
 	return json.Marshal(msg)
 }
 
-var requestsDesc = prometheus.NewDesc("twice_webhook_requests_total",
-	"Revisions a webhook findings sink posted, by result: delivered, rejected (a 4xx other than 408 and 429: not retried) and failed (attempts retried).",
-	[]string{"sink", "result"}, nil)
+// requestsDesc is twice_webhook_requests_total of this sink (a constant
+// label, so that several webhook sinks register side by side).
+func (s *Sink) requestsDesc() *prometheus.Desc {
+	return prometheus.NewDesc("twice_webhook_requests_total",
+		"Revisions a webhook findings sink posted, by result: delivered, rejected (a 4xx other than 408 and 429: not retried) and failed (attempts retried).",
+		[]string{"result"}, prometheus.Labels{"sink": s.name})
+}
 
 // Describe implements prometheus.Collector.
-func (s *Sink) Describe(ch chan<- *prometheus.Desc) { ch <- requestsDesc }
+func (s *Sink) Describe(ch chan<- *prometheus.Desc) { ch <- s.requestsDesc() }
 
 // Collect implements prometheus.Collector.
 func (s *Sink) Collect(ch chan<- prometheus.Metric) {
 	s.cmu.Lock()
 	defer s.cmu.Unlock()
 	for _, result := range []string{"delivered", "rejected", "failed"} {
-		ch <- prometheus.MustNewConstMetric(requestsDesc, prometheus.CounterValue, s.counts[result], s.name, result)
+		ch <- prometheus.MustNewConstMetric(s.requestsDesc(), prometheus.CounterValue, s.counts[result], result)
 	}
 }
 

@@ -448,4 +448,3 @@ func TestSlackEscapes(t *testing.T) {
 		t.Errorf("subject not shown escaped: %s", body)
 	}
 }
-
