@@ -78,6 +78,12 @@ type Options struct {
 	Attempts int
 	// MinBackoff is the first delay between attempts; default 200ms.
 	MinBackoff time.Duration
+	// NotFoundTTL is how long a 404 for an id is remembered, so that a
+	// topic full of values with an unknown id does not send the registry
+	// one request per message; default 30s.
+	NotFoundTTL time.Duration
+	// Now is the clock of NotFoundTTL; default time.Now.
+	Now func() time.Time
 }
 
 // Client fetches schemas from a registry and decodes values. It is safe
@@ -87,9 +93,10 @@ type Client struct {
 	base string
 	http *http.Client
 
-	mu      sync.Mutex
-	schemas map[int]*schema      // by id
-	refs    map[string]*document // by subject "\x00" version
+	mu       sync.Mutex
+	schemas  map[int]*schema      // by id
+	refs     map[string]*document // by subject "\x00" version
+	notFound map[int]time.Time    // ids the registry answered 404 for, until when
 }
 
 // New returns a Client of opts. It does no I/O.
@@ -107,14 +114,21 @@ func New(opts Options) (*Client, error) {
 	if opts.MinBackoff <= 0 {
 		opts.MinBackoff = 200 * time.Millisecond
 	}
+	if opts.NotFoundTTL <= 0 {
+		opts.NotFoundTTL = 30 * time.Second
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = opts.TLS
 	return &Client{
-		opts:    opts,
-		base:    strings.TrimSuffix(opts.URL, "/"),
-		http:    &http.Client{Transport: tr, Timeout: opts.Timeout},
-		schemas: map[int]*schema{},
-		refs:    map[string]*document{},
+		opts:     opts,
+		base:     strings.TrimSuffix(opts.URL, "/"),
+		http:     &http.Client{Transport: tr, Timeout: opts.Timeout},
+		schemas:  map[int]*schema{},
+		refs:     map[string]*document{},
+		notFound: map[int]time.Time{},
 	}, nil
 }
 
@@ -182,17 +196,25 @@ type reference struct {
 // schemaByID returns the compiled schema of id, fetching it (and its
 // references) when it is not yet known.
 func (c *Client) schemaByID(ctx context.Context, id int) (*schema, error) {
+	now := c.opts.Now()
 	c.mu.Lock()
 	s := c.schemas[id]
+	until, missing := c.notFound[id]
 	c.mu.Unlock()
 	if s != nil {
 		return s, nil
+	}
+	if missing && now.Before(until) {
+		return nil, &NotFoundError{ID: id}
 	}
 	var doc document
 	if err := c.get(ctx, "/schemas/ids/"+strconv.Itoa(id), &doc); err != nil {
 		var nf *NotFoundError
 		if errors.As(err, &nf) {
 			nf.ID = id
+			c.mu.Lock()
+			c.notFound[id] = now.Add(c.opts.NotFoundTTL)
+			c.mu.Unlock()
 		}
 		return nil, err
 	}

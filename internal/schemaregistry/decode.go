@@ -133,7 +133,7 @@ func (s *schema) decode(payload []byte) ([]byte, error) {
 		if err := avro.Unmarshal(s.avro, payload, &v); err != nil {
 			return nil, fmt.Errorf("avro payload: %w", err)
 		}
-		return json.Marshal(avroJSON(v))
+		return json.Marshal(avroValue(v, s.avro))
 	case TypeProtobuf:
 		return s.decodeProto(payload)
 	default: // JSON Schema: the payload is the JSON.
@@ -201,6 +201,73 @@ func messageAt(fd protoreflect.FileDescriptor, idx []int) (protoreflect.MessageD
 		msgs = md.Messages()
 	}
 	return md, nil
+}
+
+// avroValue turns what hamba/avro decodes with schema s into a value of
+// JSON, as avroJSON does, and unwraps unions of null and one named type:
+// hamba gives a record in such a union as {"ns.Name": {...}}, the map sees
+// the record (or null). A union of several named types keeps the
+// {"ns.Name": value} that says which it is.
+func avroValue(v any, s avro.Schema) any {
+	switch s := s.(type) {
+	case *avro.RefSchema:
+		return avroValue(v, s.Schema())
+	case *avro.RecordSchema:
+		m, ok := v.(map[string]any)
+		if !ok {
+			break
+		}
+		for _, f := range s.Fields() {
+			if e, ok := m[f.Name()]; ok {
+				m[f.Name()] = avroValue(e, f.Type())
+			}
+		}
+		return m
+	case *avro.ArraySchema:
+		a, ok := v.([]any)
+		if !ok {
+			break
+		}
+		for i, e := range a {
+			a[i] = avroValue(e, s.Items())
+		}
+		return a
+	case *avro.MapSchema:
+		m, ok := v.(map[string]any)
+		if !ok {
+			break
+		}
+		for k, e := range m {
+			m[k] = avroValue(e, s.Values())
+		}
+		return m
+	case *avro.UnionSchema:
+		var branches []avro.Schema
+		for _, t := range s.Types() {
+			if r, ok := t.(*avro.RefSchema); ok {
+				t = r.Schema()
+			}
+			if t.Type() != avro.Null {
+				branches = append(branches, t)
+			}
+		}
+		m, ok := v.(map[string]any)
+		if !ok || len(m) != 1 {
+			break
+		}
+		for k, e := range m {
+			for _, b := range branches {
+				if named, ok := b.(avro.NamedSchema); ok && named.FullName() == k || string(b.Type()) == k {
+					if len(branches) == 1 {
+						return avroValue(e, b)
+					}
+					m[k] = avroValue(e, b)
+					return m
+				}
+			}
+		}
+	}
+	return avroJSON(v)
 }
 
 // avroJSON turns what hamba/avro decodes into a value of JSON: bytes and

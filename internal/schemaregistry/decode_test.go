@@ -3,10 +3,16 @@ package schemaregistry_test
 import (
 	"context"
 	"encoding/binary"
+	"encoding/pem"
 	"errors"
+	"io"
+	"log"
+	"math/big"
 	"net"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -275,5 +281,107 @@ func TestSchemaID(t *testing.T) {
 		if _, ok := schemaregistry.SchemaID(v); ok {
 			t.Errorf("SchemaID(%q) ok", v)
 		}
+	}
+}
+
+func TestNotFoundRemembered(t *testing.T) {
+	reg := registrytest.New()
+	url := registrytest.Start(t, reg)
+	now := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	c := newClient(t, url, func(o *schemaregistry.Options) {
+		o.NotFoundTTL = time.Minute
+		o.Now = func() time.Time { return now }
+	})
+	for range 3 {
+		var nf *schemaregistry.NotFoundError
+		if _, err := c.Decode(context.Background(), wire(9, []byte("{}"))); !errors.As(err, &nf) || nf.ID != 9 {
+			t.Fatalf("err = %v", err)
+		}
+	}
+	if n := reg.Lookups(); n != 1 {
+		t.Errorf("lookups within the TTL = %d, want 1", n)
+	}
+	// Registered meanwhile (another registry behind the same URL, say):
+	// found once the TTL has passed.
+	id := reg.Register("late", registrytest.Schema{Schema: `{}`, SchemaType: "JSON"})
+	for id < 9 {
+		id = reg.Register("late", registrytest.Schema{Schema: `{"n":` + strconv.Itoa(id) + `}`, SchemaType: "JSON"})
+	}
+	now = now.Add(time.Minute)
+	if got, err := c.Decode(context.Background(), wire(9, []byte("{}"))); err != nil || string(got) != "{}" {
+		t.Fatalf("after the TTL: %s, %v", got, err)
+	}
+}
+
+func TestTLSWithCAFile(t *testing.T) {
+	reg := registrytest.New()
+	id := reg.Register("x", registrytest.Schema{Schema: `{}`, SchemaType: "JSON"})
+	srv := httptest.NewUnstartedServer(reg)
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshake below
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	pemBytes := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+	if err := os.WriteFile(ca, pemBytes, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := schemaregistry.Load(&config.KafkaSchemaRegistry{URL: srv.URL, CAFile: ca})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Decode(context.Background(), wire(id, []byte("1"))); err != nil {
+		t.Fatalf("with ca_file: %v", err)
+	}
+	c, err = schemaregistry.Load(&config.KafkaSchemaRegistry{URL: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Decode(context.Background(), wire(id, []byte("1")))
+	if !errors.Is(err, schemaregistry.ErrUnavailable) || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("without ca_file: %v, want an unavailable registry naming the certificate", err)
+	}
+	if _, err := schemaregistry.Load(&config.KafkaSchemaRegistry{URL: srv.URL, CAFile: filepath.Join(t.TempDir(), "missing.pem")}); err == nil || !strings.Contains(err.Error(), "ca_file") {
+		t.Fatalf("missing ca_file: %v", err)
+	}
+}
+
+func TestAvroTypes(t *testing.T) {
+	const schema = `{"type":"record","name":"R","fields":[
+ {"name":"day","type":{"type":"int","logicalType":"date"}},
+ {"name":"us","type":{"type":"long","logicalType":"timestamp-micros"}},
+ {"name":"price","type":{"type":"bytes","logicalType":"decimal","precision":9,"scale":2}},
+ {"name":"state","type":{"type":"enum","name":"State","symbols":["NEW","PAID"]}},
+ {"name":"hash","type":{"type":"fixed","name":"H","size":4}},
+ {"name":"either","type":["null","int","string"]},
+ {"name":"rec","type":["null",{"type":"record","name":"A","fields":[{"name":"a","type":"int"}]},{"type":"record","name":"B","fields":[{"name":"b","type":"int"}]}]},
+ {"name":"opt","type":["null",{"type":"record","name":"C","namespace":"x","fields":[{"name":"at","type":{"type":"long","logicalType":"timestamp-millis"}}]}]},
+ {"name":"opts","type":{"type":"array","items":["null","x.C"]}},
+ {"name":"none","type":["null","string"]},
+ {"name":"labels","type":{"type":"map","values":"long"}},
+ {"name":"f","type":"float"}]}`
+	reg := registrytest.New()
+	id := reg.Register("r", registrytest.Schema{Schema: schema})
+	c := newClient(t, registrytest.Start(t, reg))
+	s := avro.MustParse(schema)
+	payload, err := avro.Marshal(s, map[string]any{
+		"day": time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC), "us": time.Date(2026, 3, 1, 10, 0, 0, 123456000, time.UTC),
+		"price": big.NewRat(1999, 100), "state": "PAID", "hash": [4]byte{1, 2, 3, 4},
+		"either": map[string]any{"string": "s"}, "rec": map[string]any{"B": map[string]any{"b": 2}}, "none": nil,
+		"opt":  map[string]any{"x.C": map[string]any{"at": time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)}},
+		"opts": []any{nil, map[string]any{"x.C": map[string]any{"at": time.Date(2026, 3, 1, 11, 0, 0, 0, time.UTC)}}}, "labels": map[string]any{"a": int64(1)}, "f": float32(0.5),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.Decode(context.Background(), wire(id, payload))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"day":"2026-03-01T00:00:00Z","either":"s","f":0.5,"hash":"AQIDBA==","labels":{"a":1},"none":null,"opt":{"at":"2026-03-01T10:00:00Z"},"opts":[null,{"at":"2026-03-01T11:00:00Z"}],"price":"19.99","rec":{"B":{"b":2}},"state":"PAID","us":"2026-03-01T10:00:00.123456Z"}`
+	if string(got) != want {
+		t.Fatalf("got  %s\nwant %s", got, want)
+	}
+	if _, err := c.Decode(context.Background(), wire(id, payload[:3])); err == nil || !strings.Contains(err.Error(), "schema id 1 (AVRO): avro payload") {
+		t.Fatalf("a cut payload: %v", err)
 	}
 }
