@@ -23,6 +23,11 @@ type jsonReport struct {
 	Scorecard []jsonHandlerScore `json:"scorecard"`
 	Impact    *jsonImpact        `json:"impact,omitempty"`
 	Findings  []jsonFinding      `json:"findings"`
+	// Baseline and Budgets are the CI gate (extensions, absent without
+	// twice audit --baseline or a detector budget): the fingerprints of
+	// the new findings and the baseline's fixed ones; each budget's use.
+	Baseline *jsonBaseline `json:"baseline,omitempty"`
+	Budgets  []jsonBudget  `json:"budgets,omitempty"`
 }
 
 type jsonSummary struct {
@@ -66,6 +71,11 @@ type jsonFinding struct {
 	Cause       string             `json:"cause,omitempty"`
 	Message     string             `json:"message"`
 	Details     json.RawMessage    `json:"details"`
+	// New is set under a baseline for a finding not in it; Exempt says
+	// why a finding does not fail the audit whatever its severity:
+	// "baseline" or "budget" (extensions).
+	New    bool   `json:"new,omitempty"`
+	Exempt string `json:"exempt,omitempty"`
 }
 
 func (*jsonReporter) Write(w io.Writer, r *twicetype.Report) error {
@@ -145,7 +155,12 @@ func toJSON(r *twicetype.Report) (*jsonReport, error) {
 			Cause:       f.Cause,
 			Message:     f.Message,
 			Details:     details,
+			New:         r.Gate.IsNew(f),
+			Exempt:      r.Gate.Exempt(f),
 		}
+	}
+	if g := toJSONGate(r); g != nil {
+		doc.Baseline, doc.Budgets = g.Baseline, g.Budgets
 	}
 	return doc, nil
 }

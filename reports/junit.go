@@ -117,6 +117,7 @@ func (j *junitReporter) Write(w io.Writer, r *twicetype.Report) error {
 	}
 	s := &r.Summary
 	var suites []junitSuite
+	j.opts.gate = r.Gate
 
 	coverage := junitSuite{Name: "twice.coverage"}
 	for _, wn := range s.Warnings {
@@ -168,6 +169,9 @@ func (j *junitReporter) Write(w io.Writer, r *twicetype.Report) error {
 			tc := junitCase{Classname: class, Name: clean(f.Detector + " " + f.Subject)}
 			if j.opts.fails(f) {
 				tc.Failure = &junitFailure{Message: failureMessage(f), Type: f.Severity.String(), Text: junitText(f)}
+			} else if note := junitGateNote(r.Gate, f); note != "" {
+				out := junitCharData(note + junitText(f))
+				tc.SystemOut = &out
 			} else {
 				out := junitCharData(fmt.Sprintf("%s, below --fail-on %s: does not fail the audit\n", f.Severity, j.opts.threshold()) + junitText(f))
 				tc.SystemOut = &out
@@ -178,6 +182,9 @@ func (j *junitReporter) Write(w io.Writer, r *twicetype.Report) error {
 			suite.add(junitCase{Classname: class, Name: clean(row.ID)})
 		}
 		suites = append(suites, suite)
+	}
+	if gs := junitGateSuite(r); gs != nil {
+		suites = append(suites, *gs)
 	}
 	doc := junitSuites{Name: "twice", Suites: suites}
 	for _, su := range suites {

@@ -281,6 +281,7 @@ func junitConsumerReports() map[string]struct {
 		"strict":      {Options{StrictCoverage: true}, warnedReport()},
 		"none":        {Options{NeverFail: true}, &twicetype.Report{}},
 		"many-medium": {Options{FailOn: twicetype.Medium}, big},
+		"gated":       {Options{FailOn: twicetype.Medium}, gatedReport()},
 	}
 }
 
@@ -362,7 +363,7 @@ func TestJUnitParser(t *testing.T) {
 				if len(c.Result) == 1 && strings.HasPrefix(c.Result[0], "Failure:") {
 					failures++
 				}
-				if strings.HasPrefix(c.Classname, "twice.") && c.Classname != "twice.coverage" && c.Classname != "twice.scorecard" && c.Name != strings.TrimPrefix(c.Classname, "twice.") {
+				if strings.HasPrefix(c.Classname, "twice.") && c.Classname != "twice.coverage" && c.Classname != "twice.scorecard" && c.Classname != "twice.baseline" && c.Name != strings.TrimPrefix(c.Classname, "twice.") {
 					findings++
 				}
 			}

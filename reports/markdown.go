@@ -124,8 +124,12 @@ func (m *markdownReporter) render(r *twicetype.Report, n, limit int) *bytes.Buff
 		b.WriteString("|---|---|---|---|---|---:|---|\n")
 		for i := range shown {
 			f := &shown[i]
+			sev := f.Severity.String()
+			if tag := gateTag(r.Gate, f); tag != "" {
+				sev += ", **" + tag + "**"
+			}
 			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %d | %s |\n",
-				f.Severity, mdEscape(f.Detector), mdEscape(f.Subject), mdEscape(f.JobType), mdEscape(f.Queue),
+				sev, mdEscape(f.Detector), mdEscape(f.Subject), mdEscape(f.JobType), mdEscape(f.Queue),
 				f.Count, mdEscape(f.Message))
 		}
 	}
@@ -136,10 +140,12 @@ func (m *markdownReporter) render(r *twicetype.Report, n, limit int) *bytes.Buff
 		fmt.Fprintf(&b, "\n<details>\n<summary>%s (%d)</summary>\n\n",
 			html.EscapeString(clean(g.Detector)), len(g.Findings))
 		for _, f := range g.Findings {
-			writeMarkdownFinding(&b, f)
+			writeMarkdownFinding(&b, f, gateTag(r.Gate, f))
 		}
 		b.WriteString("\n</details>\n")
 	}
+
+	writeGateMarkdown(&b, r)
 
 	if s.Malformed > 0 || len(s.MalformedLines) > 0 {
 		shown := s.MalformedLines[:min(len(s.MalformedLines), malformedCap)]
@@ -156,8 +162,13 @@ func (m *markdownReporter) render(r *twicetype.Report, n, limit int) *bytes.Buff
 	return &b
 }
 
-func writeMarkdownFinding(b *bytes.Buffer, f *twicetype.Finding) {
+// writeMarkdownFinding writes one finding; tag, when set, is what the CI
+// gate says of it ("new", "in the baseline", "within budget").
+func writeMarkdownFinding(b *bytes.Buffer, f *twicetype.Finding, tag string) {
 	fmt.Fprintf(b, "- **%s** %s", f.Severity, mdEscape(f.Subject))
+	if tag != "" {
+		fmt.Fprintf(b, " (%s)", tag)
+	}
 	if f.Message != "" {
 		fmt.Fprintf(b, ": %s", mdEscape(f.Message))
 	}

@@ -69,6 +69,10 @@ type Options struct {
 	// Timeline has the audit's events per time bucket for the html
 	// format's chart; nil charts the findings alone.
 	Timeline *Timeline
+
+	// gate is the report's CI gate (Report.Gate), set by each format's
+	// Write: findings it accepts or keeps within budget do not fail.
+	gate *twicetype.Gate
 }
 
 // The values of Options.GroupBy.
@@ -98,10 +102,12 @@ func (o Options) threshold() twicetype.Severity {
 	return max(o.FailOn, twicetype.Low)
 }
 
-// fails reports whether f fails the audit under o.
+// fails reports whether f fails the audit under o: at or above the
+// threshold, and neither accepted by the baseline nor within its
+// detector's budget.
 func (o Options) fails(f *twicetype.Finding) bool {
 	t := o.threshold()
-	return t != twicetype.SeverityNone && f.Severity >= t
+	return t != twicetype.SeverityNone && f.Severity >= t && o.gate.Exempt(f) == ""
 }
 
 // verdict says whether the audit passes under o, in one line that starts
@@ -109,13 +115,15 @@ func (o Options) fails(f *twicetype.Finding) bool {
 // twice audit's exit code does: findings at or above --fail-on fail, then,
 // under StrictCoverage, warnings.
 func verdict(r *twicetype.Report, o Options) (pass bool, line string) {
+	o.gate = r.Gate
 	failing := 0
 	for i := range r.Findings {
 		if o.fails(&r.Findings[i]) {
 			failing++
 		}
 	}
-	below := len(r.Findings) - failing
+	accepted, budget := gateExempted(r, o)
+	below := len(r.Findings) - failing - accepted - budget
 	t := o.threshold()
 	flag := "--fail-on " + t.String()
 	warned := len(r.Summary.Warnings)
@@ -138,6 +146,7 @@ func verdict(r *twicetype.Report, o Options) (pass bool, line string) {
 			line += fmt.Sprintf(", %d below", below)
 		}
 	}
+	line += gateNote(r, o)
 	if pass && warned > 0 {
 		line += fmt.Sprintf("; %s: not everything was checked", plural(warned, "warning"))
 	}

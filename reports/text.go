@@ -67,6 +67,7 @@ func (t *textReporter) Write(w io.Writer, r *twicetype.Report) error {
 	tw := tabwriter.NewWriter(&buf, 0, 0, 2, ' ', 0)
 	p := painter(t.opts.Color)
 	s := &r.Summary
+	t.opts.gate = r.Gate
 
 	// Header: what was audited and the event time it covers.
 	what := "twice audit"
@@ -133,7 +134,7 @@ func (t *textReporter) Write(w io.Writer, r *twicetype.Report) error {
 			if i > 0 {
 				fmt.Fprintln(tw)
 			}
-			writeTextFinding(tw, p, f, t.opts.GroupBy)
+			writeTextFinding(tw, p, f, t.opts.GroupBy, gateTag(r.Gate, f))
 		}
 		if more := len(g.Findings) - len(shown); more > 0 {
 			fmt.Fprintf(tw, "\n  … and %d more (--top %d shows %d per group; --format json lists all)\n", more, t.opts.Top, t.opts.Top)
@@ -157,6 +158,8 @@ func (t *textReporter) Write(w io.Writer, r *twicetype.Report) error {
 			fmt.Fprintf(tw, "  … and %d more\n", more)
 		}
 	}
+
+	writeGateText(tw, p, r)
 
 	// Last, what a CI log shows: pass or fail, and why.
 	pass, line := verdict(r, t.opts)
@@ -200,12 +203,17 @@ func textGroups(fs []twicetype.Finding, groupBy string) []group {
 	return groupFindingsBy(fs, func(f *twicetype.Finding) string { return clean(f.Detector) })
 }
 
-func writeTextFinding(w io.Writer, p painter, f *twicetype.Finding, groupBy string) {
+// writeTextFinding writes one finding; tag, when set, is what the CI
+// gate says of it ("new", "in the baseline", "within budget").
+func writeTextFinding(w io.Writer, p painter, f *twicetype.Finding, groupBy, tag string) {
+	if tag != "" {
+		tag = "  (" + tag + ")"
+	}
 	if groupBy == GroupJobType || groupBy == GroupQueue {
 		// Grouped by something else, each finding names its detector.
-		fmt.Fprintf(w, "  [%s] %s %s\n", p.severity(f.Severity), clean(f.Detector), clean(f.Subject))
+		fmt.Fprintf(w, "  [%s] %s %s%s\n", p.severity(f.Severity), clean(f.Detector), clean(f.Subject), tag)
 	} else {
-		fmt.Fprintf(w, "  [%s] %s\n", p.severity(f.Severity), clean(f.Subject))
+		fmt.Fprintf(w, "  [%s] %s%s\n", p.severity(f.Severity), clean(f.Subject), tag)
 	}
 	if f.Message != "" {
 		fmt.Fprintf(w, "    %s\n", clean(f.Message))
