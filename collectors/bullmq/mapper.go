@@ -380,7 +380,7 @@ func (q *queue) mapEntry(batch []entry, i int, n *needs, res *lookupResult,
 		}
 	}
 
-	ev := outEvent{JobID: j}
+	ev := jsonl.JobEvent{JobID: j}
 	switch name {
 	case "added":
 		ev.Kind = "job.enqueued"
@@ -497,27 +497,11 @@ func (q *queue) attempt(s *jobState, st *QueueStats) int64 {
 
 func ptrue() *bool { t := true; return &t }
 
-// outEvent is a spec §1 event as written.
-type outEvent struct {
-	ID      string          `json:"id"`
-	TS      string          `json:"ts"`
-	Kind    string          `json:"kind"`
-	Queue   string          `json:"queue"`
-	JobType string          `json:"job_type,omitempty"`
-	JobID   string          `json:"job_id"`
-	Attempt int64           `json:"attempt,omitempty"`
-	Key     string          `json:"key,omitempty"`
-	Entity  string          `json:"entity,omitempty"`
-	Retry   *bool           `json:"retry,omitempty"`
-	Error   string          `json:"error,omitempty"`
-	Attrs   json.RawMessage `json:"attrs,omitempty"`
-}
-
 // build writes ev as the entry's event and parses it as any event is
 // parsed: the identity of its id, strings checked. The id is the stream
 // key's queue part and the entry id, so an entry read again (after a
 // crash, a restart) is the same observation.
-func (q *queue) build(e *entry, ev *outEvent) (*twicetype.Event, error) {
+func (q *queue) build(e *entry, ev *jsonl.JobEvent) (*twicetype.Event, error) {
 	ev.ID = q.keyPrefix + e.id.String()
 	ev.TS = time.UnixMilli(int64(e.id.ms)).UTC().Format("2006-01-02T15:04:05.000Z07:00")
 	ev.Queue = q.name

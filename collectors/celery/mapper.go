@@ -188,22 +188,6 @@ func (mp *mapper) mapMessage(body []byte, line int64) output {
 	return out
 }
 
-// outEvent is a spec §1 event as written.
-type outEvent struct {
-	ID      string          `json:"id"`
-	TS      string          `json:"ts"`
-	Kind    string          `json:"kind"`
-	Queue   string          `json:"queue,omitempty"`
-	JobType string          `json:"job_type,omitempty"`
-	JobID   string          `json:"job_id"`
-	Attempt int64           `json:"attempt,omitempty"`
-	Key     string          `json:"key,omitempty"`
-	Entity  string          `json:"entity,omitempty"`
-	Retry   *bool           `json:"retry,omitempty"`
-	Error   string          `json:"error,omitempty"`
-	Attrs   json.RawMessage `json:"attrs,omitempty"`
-}
-
 // eventTime reads Celery's float seconds (time.time()) to the
 // microsecond.
 func eventTime(ts json.Number) (time.Time, bool) {
@@ -243,7 +227,7 @@ func (mp *mapper) mapEvent(w *wireEvent) (*twicetype.Event, string) {
 	if st != nil {
 		mp.learn(st, w)
 	}
-	ev := outEvent{JobID: w.UUID}
+	ev := jsonl.JobEvent{JobID: w.UUID}
 	switch w.Type {
 	case "task-sent":
 		// A retry re-publishes the task with retries N+1 and parent_id its

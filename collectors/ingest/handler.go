@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/twicehq/twice/collectors/jsonl"
 	"io"
 	"net/http"
 	"strings"
@@ -237,7 +238,7 @@ func (h *handler) parse(body []byte) ([]sources.Record, Response) {
 		if len(bytes.TrimSpace(line)) == 0 {
 			continue
 		}
-		ev, err := push.ParseLine(line, name, lineNo)
+		ev, err := jsonl.ParseLine(line, name, lineNo)
 		if err != nil {
 			resp.Rejected++
 			if len(resp.Errors) < maxListedErrors {

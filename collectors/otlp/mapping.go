@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"github.com/twicehq/twice/collectors/jsonl"
 	"path"
 	"strconv"
 	"time"
@@ -287,7 +288,7 @@ func (mp *mapper) jobEvents(sp *tracepb.Span, id string) ([]twicetype.Event, str
 		for k, v := range extra {
 			obj[k] = v
 		}
-		return push.BuildEvent(obj, mp.source, 0)
+		return jsonl.BuildEvent(obj, mp.source, 0)
 	}
 	started, err := ev("started", "job.started", sp.GetStartTimeUnixNano(), nil)
 	if err != nil {

@@ -37,6 +37,6 @@
 // whose records that checkpoint covers get their success answer first.
 //
 // A tap supplies a Receiver (the server; HTTPReceiver serves an
-// http.Handler) and builds records with ParseLine or Effect.Event, which
+// http.Handler) and builds records with jsonl.ParseLine or Effect.Event, which
 // go through the same strict parser as a line of a file.
 package push

@@ -34,27 +34,10 @@ func newBuilder(source string) *builder {
 	return &builder{source: source, parser: jsonl.NewParser()}
 }
 
-// obj is the JSON form of an event; encoding/json writes it in field
-// order, without the empty ones.
-type obj struct {
-	ID      string          `json:"id"`
-	TS      string          `json:"ts"`
-	Kind    string          `json:"kind"`
-	Queue   string          `json:"queue,omitempty"`
-	JobType string          `json:"job_type,omitempty"`
-	JobID   string          `json:"job_id"`
-	Attempt int64           `json:"attempt,omitempty"`
-	Key     string          `json:"key,omitempty"`
-	Entity  string          `json:"entity,omitempty"`
-	Retry   *bool           `json:"retry,omitempty"`
-	Error   string          `json:"error,omitempty"`
-	Attrs   json.RawMessage `json:"attrs,omitempty"`
-}
-
 // build returns the event of s; lane names where it was read (a queue, a
 // stream) for Event.Source.
 func (b *builder) build(s spec, lane string) (twicetype.Event, error) {
-	o := obj{
+	o := jsonl.JobEvent{
 		ID:      s.id,
 		TS:      time.Unix(0, s.ts).UTC().Format(time.RFC3339Nano),
 		Kind:    s.kind.String(),
