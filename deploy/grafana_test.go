@@ -207,7 +207,8 @@ func exportedMetrics(t *testing.T) map[string]bool {
 }
 
 // servedMetrics starts a real twice watch on a file source with events
-// and a malformed line and an ingest source, waits until it has audited
+// (a receipt sent twice: a finding) and a malformed line and an ingest
+// source, waits until it has audited
 // them, and returns the metric names its /metrics serves.
 func servedMetrics(t *testing.T) map[string]bool {
 	t.Helper()
@@ -218,7 +219,9 @@ func servedMetrics(t *testing.T) map[string]bool {
 		lines := `{"id": "e-1", "ts": "2026-11-24T10:00:00Z", "kind": "job.enqueued", "queue": "emails", "job_type": "SendReceipt", "job_id": "j-1", "key": "payment:1"}
 {"id": "e-2", "ts": "2026-11-24T10:00:01Z", "kind": "job.started", "queue": "emails", "job_type": "SendReceipt", "job_id": "j-1", "attempt": 1}
 not json at all
-{"id": "e-3", "ts": "2026-11-24T10:00:02Z", "kind": "job.succeeded", "queue": "emails", "job_type": "SendReceipt", "job_id": "j-1", "attempt": 1}
+{"id": "e-3", "ts": "2026-11-24T10:00:02Z", "kind": "effect", "job_id": "j-1", "attempt": 1, "effect": "email.sent", "effect_key": "receipt/payment:1"}
+{"id": "e-4", "ts": "2026-11-24T10:00:03Z", "kind": "effect", "job_id": "j-1", "attempt": 1, "effect": "email.sent", "effect_key": "receipt/payment:1"}
+{"id": "e-5", "ts": "2026-11-24T10:00:04Z", "kind": "job.succeeded", "queue": "emails", "job_type": "SendReceipt", "job_id": "j-1", "attempt": 1}
 `
 		if err := os.WriteFile(events, []byte(lines), 0o644); err != nil {
 			t.Fatal(err)
@@ -254,9 +257,9 @@ watch:
 		if resp, err := http.Post("http://"+strings.TrimSuffix(api, "/")+"/v1/events", "application/json", strings.NewReader("{}")); err == nil {
 			resp.Body.Close()
 		}
-		w.WaitFor(t, "3 events, a malformed line and a push request", func() bool {
+		w.WaitFor(t, "5 events, a malformed line, a finding (a duplicate receipt) and a push request", func() bool {
 			m := w.Metrics()
-			return m["twice_events_total"] >= 3 && m["twice_malformed_total"] >= 1 && m["twice_push_requests_total"] >= 1
+			return m["twice_events_total"] >= 5 && m["twice_malformed_total"] >= 1 && m["twice_findings"] >= 1 && m["twice_push_requests_total"] >= 1
 		})
 		exported.served = scrapeNames(t, w.Addr())
 		w.Stop(t)
@@ -442,7 +445,7 @@ func TestDashboardQueriesNameExportedMetrics(t *testing.T) {
 	for _, n := range []string{"twice_findings", "twice_events_total", "twice_consumer_lag", "twice_watermark_delay_seconds",
 		"twice_malformed_total", "twice_skipped_total", "twice_source_up", "twice_store_backlog_records",
 		"twice_push_requests_total", "twice_publish_errors_total", "twice_coverage_lost_total", "twice_state_evicted",
-		"twice_checkpoint_duration_seconds_bucket"} {
+		"twice_checkpoint_duration_seconds_bucket", "twice_webhook_requests_total"} {
 		if !used[n] {
 			t.Errorf("no panel shows %s", n)
 		}

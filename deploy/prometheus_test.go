@@ -36,8 +36,8 @@ func TestAlertRulesCheck(t *testing.T) {
 	if err != nil {
 		t.Fatalf("promtool check rules: %v\n%s", err, out)
 	}
-	if !strings.Contains(string(out), "SUCCESS: 11 rules found") {
-		t.Errorf("promtool check rules: want 11 rules found:\n%s", out)
+	if !strings.Contains(string(out), "SUCCESS: 12 rules found") {
+		t.Errorf("promtool check rules: want 12 rules found:\n%s", out)
 	}
 }
 
