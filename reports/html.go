@@ -245,11 +245,8 @@ func (h *htmlReporter) view(r *twicetype.Report) htmlView {
 	shown := map[string]string{} // fingerprint → anchor
 	for _, g := range groupFindings(r.Findings) {
 		hg := htmlGroup{Detector: clean(g.Detector), Count: len(g.Findings)}
-		list := g.Findings
-		if h.opts.Top > 0 && len(list) > h.opts.Top {
-			hg.More = len(list) - h.opts.Top
-			list = list[:h.opts.Top]
-		}
+		list := g.Findings[:htmlShown(len(g.Findings), h.opts.Top)]
+		hg.More = len(g.Findings) - len(list)
 		for _, f := range list {
 			hf := h.finding(f, len(shown))
 			shown[hf.Fingerprint] = hf.Anchor
@@ -299,6 +296,28 @@ func (h *htmlReporter) view(r *twicetype.Report) htmlView {
 		v.Data.Detector = []htmlDetector{}
 	}
 	return v
+}
+
+// htmlShown is how many of a detector's n findings the html format
+// shows under top (--top; 0 shows all).
+func htmlShown(n, top int) int {
+	if top > 0 {
+		return min(n, top)
+	}
+	return n
+}
+
+// HTMLFindings returns the findings the html format shows under top
+// (Options.Top), in report order: the ones whose stories it tells, and so
+// the ones to collect stories for.
+func HTMLFindings(findings []twicetype.Finding, top int) []twicetype.Finding {
+	var out []twicetype.Finding
+	for _, g := range groupFindings(findings) {
+		for _, f := range g.Findings[:htmlShown(len(g.Findings), top)] {
+			out = append(out, *f)
+		}
+	}
+	return out
 }
 
 // scoreCell renders one condition of a scorecard row, linking the

@@ -198,6 +198,15 @@ func TestHTMLCapped(t *testing.T) {
 			t.Errorf("html lacks %q", want)
 		}
 	}
+	shown := HTMLFindings(r.Findings, 10)
+	if len(shown) != 20 {
+		t.Fatalf("HTMLFindings gives %d findings, want 20", len(shown))
+	}
+	for _, f := range shown {
+		if !strings.Contains(out, `data-fingerprint="`+f.Fingerprint+`"`) {
+			t.Errorf("HTMLFindings gives %s, which the page does not show", f.Subject)
+		}
+	}
 	if len(out) > 400<<10 {
 		t.Errorf("page is %d bytes for 20 findings shown; want under 400 KB", len(out))
 	}

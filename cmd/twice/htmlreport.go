@@ -46,15 +46,7 @@ func htmlStories(ctx context.Context, e env, cfg *config.Config, in inputs, sinc
 		fmt.Fprintln(e.stderr, "twice: html: findings get no story: stdin (-) cannot be read a second time")
 		return nil, nil
 	}
-	var shown []twicetype.Finding
-	per := map[string]int{}
-	for _, f := range rep.Findings {
-		if top > 0 && per[f.Detector] >= top {
-			continue
-		}
-		per[f.Detector]++
-		shown = append(shown, f)
-	}
+	shown := reports.HTMLFindings(rep.Findings, top)
 	if len(shown) == 0 {
 		return nil, nil
 	}
