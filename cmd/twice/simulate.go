@@ -293,8 +293,8 @@ func newPacer(ctx context.Context, rate float64) *pacer {
 }
 
 func (p *pacer) wait() error {
-	if p.rate <= 0 {
-		return p.ctx.Err()
+	if err := p.ctx.Err(); err != nil || p.rate <= 0 {
+		return err
 	}
 	if p.n == 0 {
 		p.start = time.Now()

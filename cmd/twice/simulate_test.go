@@ -1,11 +1,13 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/twicehq/twice/internal/servicetest"
 )
@@ -127,5 +129,25 @@ func TestSimulateToKafka(t *testing.T) {
 	}
 	if out, _, code := runCLI(t, "simulate", "--score", "report.json", "simulate.truth.json"); code != 0 {
 		t.Fatalf("score exit %d:\n%s", code, out)
+	}
+}
+
+// TestPacerHoldsTheRate checks the lower bound the pacer guarantees: n
+// lines at r a second take at least (n-1)/r.
+func TestPacerHoldsTheRate(t *testing.T) {
+	p := newPacer(context.Background(), 500)
+	start := time.Now()
+	for range 51 {
+		if err := p.wait(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if el := time.Since(start); el < 100*time.Millisecond {
+		t.Fatalf("51 lines at 500/s took %v, want at least 100ms", el)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := newPacer(ctx, 1).wait(); err == nil {
+		t.Fatal("a cancelled pacer did not stop")
 	}
 }
