@@ -69,6 +69,7 @@ const (
 //     per_recipient: false
 //     max_body_bytes: 10485760
 //     max_pending: 10000
+//     max_rate: 1000         # requests per second; then 429
 //
 // Mailgun takes signing_key (_file, _env) and max_age; Postmark username
 // and password (_file, _env); SES topic_arns (or topic_arn).
@@ -97,6 +98,9 @@ type Config struct {
 	// MaxPending caps the events received and not yet durable (503
 	// beyond); 0 means push.DefaultMaxPending.
 	MaxPending int
+	// MaxRate caps the requests per second the endpoint answers (429
+	// beyond, counted as rate_limited); 0 means push.DefaultMaxRate.
+	MaxRate int
 
 	// VerificationKey is SendGrid's signed event webhook verification
 	// key (the base64 DER public key the dashboard shows, or PEM).
@@ -117,7 +121,7 @@ type Config struct {
 // ConfigKeys returns the keys a source of the provider takes, besides
 // name and type.
 func ConfigKeys(provider string) []string {
-	keys := []string{"listen", "key_arg", "job_arg", "events", "recipients", "per_recipient", "max_body_bytes", "max_pending"}
+	keys := []string{"listen", "key_arg", "job_arg", "events", "recipients", "per_recipient", "max_body_bytes", "max_pending", "max_rate"}
 	switch provider {
 	case SendGrid:
 		keys = append(keys, "verification_key", "verification_key_file", "verification_key_env")
@@ -238,6 +242,9 @@ func (c *Config) Validate() error {
 	if c.MaxPending < 0 {
 		bad("max_pending", "must be at least 1, got %d", c.MaxPending)
 	}
+	if c.MaxRate < 0 {
+		bad("max_rate", "must be at least 1, got %d", c.MaxRate)
+	}
 	for key, s := range map[string]config.Secret{"verification_key": c.VerificationKey, "signing_key": c.SigningKey, "password": c.Password} {
 		if err := s.Validate(); err != nil {
 			bad(key, "%v", err)
@@ -293,6 +300,7 @@ func decode(provider string, m *config.SourceMapping) *Config {
 	read("per_recipient", m.Bool("per_recipient", &c.PerRecipient))
 	read("max_body_bytes", m.Int("max_body_bytes", &c.MaxBodyBytes, 1))
 	read("max_pending", m.Int("max_pending", &c.MaxPending, 1))
+	read("max_rate", m.Int("max_rate", &c.MaxRate, 1))
 	switch provider {
 	case SendGrid:
 		c.VerificationKey = m.Secret("verification_key")

@@ -103,6 +103,7 @@ func (v *server) Start(ctx context.Context, s *push.Stream) error {
 	h := push.NewHTTPReceiver(v.cfg.Listen, func(s *push.Stream) http.Handler {
 		return &handler{s: s, rcv: v.rcv, maxBody: v.cfg.maxBody(), logf: v.logf, now: v.now, logged: map[string]time.Time{}}
 	})
+	h.SetMaxRate(v.cfg.MaxRate, nil)
 	if err := h.Start(ctx, s); err != nil {
 		return err
 	}

@@ -22,7 +22,7 @@ const (
 )
 
 // configKeys are the keys an ingest source takes besides name and type.
-var configKeys = []string{"listen", "token", "token_file", "token_env", "max_body_bytes", "max_pending", "tls"}
+var configKeys = []string{"listen", "token", "token_file", "token_env", "max_body_bytes", "max_pending", "max_rate", "tls"}
 
 // Config is one ingest source of twice.yaml (spec §3.1):
 //
@@ -32,6 +32,7 @@ var configKeys = []string{"listen", "token", "token_file", "token_env", "max_bod
 //     token_file: /run/secrets/twice-ingest   # or token: …, or token_env: NAME
 //     max_body_bytes: 10485760     # default 10 MiB; a larger body is answered 413
 //     max_pending: 10000           # events received and not yet durable; then 503
+//     max_rate: 1000               # requests per second; then 429 (default 1000)
 type Config struct {
 	// Listen is the address the HTTP server binds; "" means
 	// DefaultListen.
@@ -44,6 +45,9 @@ type Config struct {
 	// MaxPending caps the events received and not yet durable; 0 means
 	// DefaultMaxPending.
 	MaxPending int
+	// MaxRate caps the requests per second the endpoint answers (429
+	// beyond, counted as rate_limited); 0 means push.DefaultMaxRate.
+	MaxRate int
 	// TLS, when set, makes the server serve HTTPS.
 	TLS *push.TLSFiles
 }
@@ -76,6 +80,9 @@ func (c *Config) Validate() error {
 	if c.MaxPending < 0 {
 		bad("max_pending", "must be at least 1, got %d", c.MaxPending)
 	}
+	if c.MaxRate < 0 {
+		bad("max_rate", "must be at least 1, got %d", c.MaxRate)
+	}
 	return errors.Join(errs...)
 }
 
@@ -93,6 +100,7 @@ func decode(m *config.SourceMapping) *Config {
 	c.Token = m.Secret("token")
 	read("max_body_bytes", m.Int("max_body_bytes", &c.MaxBodyBytes, 1))
 	read("max_pending", m.Int("max_pending", &c.MaxPending, 1))
+	read("max_rate", m.Int("max_rate", &c.MaxRate, 1))
 	c.TLS = push.DecodeTLS(m, "tls")
 	if good {
 		m.ReportInvalid(c.Validate(), nil)

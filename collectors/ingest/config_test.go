@@ -24,7 +24,7 @@ func TestConfigTestdata(t *testing.T) {
 	got := *c.Sources[0].Settings.(*Config)
 	abs, _ := filepath.Abs(filepath.Join("testdata", "token.txt"))
 	dir, _ := filepath.Abs("testdata")
-	want := Config{Listen: "0.0.0.0:9091", Token: config.Secret{File: abs}, MaxBodyBytes: 1 << 20, MaxPending: 5000,
+	want := Config{Listen: "0.0.0.0:9091", Token: config.Secret{File: abs}, MaxBodyBytes: 1 << 20, MaxPending: 5000, MaxRate: 200,
 		TLS: &push.TLSFiles{CertFile: filepath.Join(dir, "server.pem"), KeyFile: filepath.Join(dir, "server-key.pem")}}
 	for _, p := range []*string{&got.Token.File, &got.TLS.CertFile, &got.TLS.KeyFile} {
 		if !filepath.IsAbs(*p) {
@@ -48,6 +48,7 @@ func TestConfigErrors(t *testing.T) {
 		{"two tokens", "sources: [{name: s, type: ingest, token: a, token_env: B}]", "sources[0].token_env: give only one of token, token_file and token_env (token is given)"},
 		{"body zero", "sources: [{name: s, type: ingest, max_body_bytes: 0}]", "sources[0].max_body_bytes: must be at least 1, got 0"},
 		{"pending zero", "sources: [{name: s, type: ingest, max_pending: 0}]", "sources[0].max_pending: must be at least 1, got 0"},
+		{"rate zero", "sources: [{name: s, type: ingest, max_rate: 0}]", "sources[0].max_rate: must be at least 1, got 0"},
 		{"unknown key", "sources: [{name: s, type: ingest, path: x}]", `unknown key "path"`},
 		{"tls without key", "sources: [{name: s, type: ingest, tls: {cert_file: c.pem}}]", "sources[0].tls: missing key_file"},
 		{"tls not a mapping", "sources: [{name: s, type: ingest, tls: true}]", "sources[0].tls"},

@@ -48,6 +48,7 @@ func (r *receiver) Start(ctx context.Context, s *push.Stream) error {
 	h := push.NewHTTPReceiver(r.cfg.listen(), func(s *push.Stream) http.Handler {
 		return &handler{s: s, token: token, maxBody: max}
 	})
+	h.SetMaxRate(r.cfg.MaxRate, nil)
 	if r.cfg.TLS != nil {
 		c, err := r.cfg.TLS.Load()
 		if err != nil {

@@ -38,7 +38,7 @@ const (
 var configKeys = []string{
 	"listen", "grpc_listen", "token", "token_file", "token_env",
 	"effect_attr", "key_attr", "job_attr", "attempt_attr", "job_type_attr", "match", "attrs", "jobs",
-	"max_body_bytes", "max_pending",
+	"max_body_bytes", "max_pending", "max_rate",
 }
 
 // Rule makes the spans of a name effects: `match: {NAME: EFFECT}` or
@@ -73,6 +73,7 @@ type Rule struct {
 //     jobs: true                    # consumer spans become job events
 //     max_body_bytes: 16777216
 //     max_pending: 10000
+//     max_rate: 1000             # HTTP requests per second; then 429
 type Config struct {
 	// Listen is the OTLP/HTTP address; "" means DefaultListen.
 	Listen string
@@ -103,6 +104,9 @@ type Config struct {
 	// MaxPending caps the records received and not yet durable; 0 means
 	// push.DefaultMaxPending.
 	MaxPending int
+	// MaxRate caps the requests per second the endpoint answers (429
+	// beyond, counted as rate_limited); 0 means push.DefaultMaxRate.
+	MaxRate int
 }
 
 func (c *Config) listen() string     { return or(c.Listen, DefaultListen) }
@@ -180,6 +184,9 @@ func (c *Config) Validate() error {
 	if c.MaxPending < 0 {
 		bad("max_pending", "must be at least 1, got %d", c.MaxPending)
 	}
+	if c.MaxRate < 0 {
+		bad("max_rate", "must be at least 1, got %d", c.MaxRate)
+	}
 	return errors.Join(errs...)
 }
 
@@ -212,6 +219,7 @@ func decode(m *config.SourceMapping) *Config {
 	}
 	read("max_body_bytes", m.Int("max_body_bytes", &c.MaxBodyBytes, 1))
 	read("max_pending", m.Int("max_pending", &c.MaxPending, 1))
+	read("max_rate", m.Int("max_rate", &c.MaxRate, 1))
 	if m.Has("match") {
 		rules, ok := decodeMatch(m)
 		c.Match = rules

@@ -61,6 +61,7 @@ func (r *receiver) Start(ctx context.Context, s *push.Stream) error {
 	h := push.NewHTTPReceiver(r.cfg.listen(), func(s *push.Stream) http.Handler {
 		return &handler{s: s, rcv: r, token: token, maxBody: r.cfg.maxBody()}
 	})
+	h.SetMaxRate(r.cfg.MaxRate, nil)
 	var gs *grpc.Server
 	var gln net.Listener
 	if r.cfg.GRPCListen != "" {

@@ -19,6 +19,8 @@ type HTTPReceiver struct {
 	addr    string
 	handler func(*Stream) http.Handler
 	tls     *tls.Config
+	rate    float64
+	now     func() time.Time
 
 	mu  sync.Mutex
 	srv *http.Server
@@ -26,9 +28,20 @@ type HTTPReceiver struct {
 }
 
 // NewHTTPReceiver returns a receiver that serves handler(stream) on addr
-// ("127.0.0.1:8081"; port 0 picks a free one, see Addr). It does no I/O.
+// ("127.0.0.1:8081"; port 0 picks a free one, see Addr), answering at
+// most DefaultMaxRate requests per second (SetMaxRate). It does no I/O.
 func NewHTTPReceiver(addr string, handler func(*Stream) http.Handler) *HTTPReceiver {
-	return &HTTPReceiver{addr: addr, handler: handler}
+	return &HTTPReceiver{addr: addr, handler: handler, rate: DefaultMaxRate}
+}
+
+// SetMaxRate caps the requests per second the receiver answers
+// (RateLimited); 0 keeps DefaultMaxRate. now is the clock of the limit
+// (nil: time.Now). Call it before Start.
+func (r *HTTPReceiver) SetMaxRate(perSecond int, now func() time.Time) {
+	if perSecond > 0 {
+		r.rate = float64(perSecond)
+	}
+	r.now = now
 }
 
 // SetTLS makes the receiver serve HTTPS with c; call it before Start.
@@ -47,7 +60,7 @@ func (r *HTTPReceiver) Start(ctx context.Context, s *Stream) error {
 		scheme = "https"
 	}
 	srv := &http.Server{
-		Handler:           r.handler(s),
+		Handler:           RateLimited(s, r.handler(s), r.rate, r.now),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,

@@ -29,7 +29,7 @@ const (
 
 // configKeys are the keys a webhook source takes besides name and type.
 var configKeys = []string{"listen", "upstream", "key_header", "key_path", "job_header", "id_header", "effect",
-	"max_key_body_bytes", "max_pending", "token", "token_file", "token_env", "tls"}
+	"max_key_body_bytes", "max_pending", "max_rate", "token", "token_file", "token_env", "tls"}
 
 // Config is one webhook source of twice.yaml (spec §3.1):
 //
@@ -66,6 +66,9 @@ type Config struct {
 	// MaxPending caps the deliveries waiting to be durable; 0 means
 	// push.DefaultMaxPending.
 	MaxPending int
+	// MaxRate caps the requests per second the endpoint answers (429
+	// beyond, counted as rate_limited); 0 means push.DefaultMaxRate.
+	MaxRate int
 	// Token, when set, must come in the X-Twice-Token header (required to
 	// listen beyond loopback).
 	Token config.Secret
@@ -138,6 +141,9 @@ func (c *Config) Validate() error {
 	if c.MaxPending < 0 {
 		bad("max_pending", "must be at least 1, got %d", c.MaxPending)
 	}
+	if c.MaxRate < 0 {
+		bad("max_rate", "must be at least 1, got %d", c.MaxRate)
+	}
 	return errors.Join(errs...)
 }
 
@@ -180,6 +186,7 @@ func decode(m *config.SourceMapping) *Config {
 	read("effect", m.String("effect", &c.Effect))
 	read("max_key_body_bytes", m.Int("max_key_body_bytes", &c.MaxKeyBodyBytes, 1))
 	read("max_pending", m.Int("max_pending", &c.MaxPending, 1))
+	read("max_rate", m.Int("max_rate", &c.MaxRate, 1))
 	c.Token = m.Secret("token")
 	c.TLS = push.DecodeTLS(m, "tls")
 	if good {

@@ -71,6 +71,7 @@ func (r *receiver) Start(ctx context.Context, s *push.Stream) error {
 		ErrorLog:       nil,
 	}
 	h := push.NewHTTPReceiver(r.cfg.listen(), func(*push.Stream) http.Handler { return p })
+	h.SetMaxRate(r.cfg.MaxRate, nil)
 	if r.cfg.TLS != nil {
 		c, err := r.cfg.TLS.Load()
 		if err != nil {
