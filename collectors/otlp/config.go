@@ -38,7 +38,7 @@ const (
 var configKeys = []string{
 	"listen", "grpc_listen", "token", "token_file", "token_env",
 	"effect_attr", "key_attr", "job_attr", "attempt_attr", "job_type_attr", "match", "attrs", "jobs",
-	"max_body_bytes", "max_pending", "max_rate",
+	"max_body_bytes", "max_pending", "max_rate", "tls",
 }
 
 // Rule makes the spans of a name effects: `match: {NAME: EFFECT}` or
@@ -74,6 +74,7 @@ type Rule struct {
 //     max_body_bytes: 16777216
 //     max_pending: 10000
 //     max_rate: 1000             # HTTP requests per second; then 429
+//     tls: {cert_file: server.pem, key_file: server-key.pem}   # both listeners
 type Config struct {
 	// Listen is the OTLP/HTTP address; "" means DefaultListen.
 	Listen string
@@ -82,6 +83,9 @@ type Config struct {
 	// Token is the bearer token exporters must send; needed when a
 	// listener is reachable beyond loopback.
 	Token config.Secret
+	// TLS, when set, makes both listeners serve TLS with its certificate
+	// (OTLP/HTTPS and gRPC over TLS).
+	TLS *push.TLSFiles
 	// EffectAttr, KeyAttr, JobAttr and AttemptAttr name span attributes;
 	// "" means their defaults.
 	EffectAttr, KeyAttr, JobAttr, AttemptAttr string
@@ -220,6 +224,7 @@ func decode(m *config.SourceMapping) *Config {
 	read("max_body_bytes", m.Int("max_body_bytes", &c.MaxBodyBytes, 1))
 	read("max_pending", m.Int("max_pending", &c.MaxPending, 1))
 	read("max_rate", m.Int("max_rate", &c.MaxRate, 1))
+	c.TLS = push.DecodeTLS(m, "tls")
 	if m.Has("match") {
 		rules, ok := decodeMatch(m)
 		c.Match = rules

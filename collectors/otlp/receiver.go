@@ -16,6 +16,7 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	_ "google.golang.org/grpc/encoding/gzip" // exporters may compress with gzip
 	"google.golang.org/grpc/metadata"
 	grpcstatus "google.golang.org/grpc/status"
@@ -62,6 +63,15 @@ func (r *receiver) Start(ctx context.Context, s *push.Stream) error {
 		return &handler{s: s, rcv: r, token: token, maxBody: r.cfg.maxBody()}
 	})
 	h.SetMaxRate(r.cfg.MaxRate, nil)
+	var creds []grpc.ServerOption
+	if r.cfg.TLS != nil {
+		c, err := r.cfg.TLS.Load()
+		if err != nil {
+			return err
+		}
+		h.SetTLS(c)
+		creds = append(creds, grpc.Creds(credentials.NewTLS(c)))
+	}
 	var gs *grpc.Server
 	var gln net.Listener
 	if r.cfg.GRPCListen != "" {
@@ -71,7 +81,7 @@ func (r *receiver) Start(ctx context.Context, s *push.Stream) error {
 			return fmt.Errorf("grpc listen: %w", err)
 		}
 		gln = ln
-		gs = grpc.NewServer(grpc.MaxRecvMsgSize(int(r.cfg.maxBody())))
+		gs = grpc.NewServer(append(creds, grpc.MaxRecvMsgSize(int(r.cfg.maxBody())))...)
 		coltracepb.RegisterTraceServiceServer(gs, &traceService{s: s, rcv: r, token: token})
 	}
 	if err := h.Start(ctx, s); err != nil {

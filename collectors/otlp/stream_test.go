@@ -4,7 +4,11 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/tls"
+	"github.com/twicehq/twice/collectors/push"
+	"github.com/twicehq/twice/collectors/push/pushtest"
 	"github.com/twicehq/twice/config"
+	"google.golang.org/grpc/credentials"
 	"io"
 	"net/http"
 	"slices"
@@ -364,5 +368,48 @@ func TestGRPCFull(t *testing.T) {
 	}
 	if got := s.Stats().Requests; got["full"] != 1 || got["accepted"] != 1 {
 		t.Fatalf("requests %v", got)
+	}
+}
+
+// With tls both listeners serve TLS: the SDK's HTTP and gRPC exporters,
+// trusting the source's certificate, deliver the job; a plain-text
+// exporter gets nothing through.
+func TestSDKExportersOverTLS(t *testing.T) {
+	cert := pushtest.SelfSigned(t)
+	s, sc := startStream(t, Config{Listen: "127.0.0.1:0", GRPCListen: "127.0.0.1:0",
+		TLS: &push.TLSFiles{CertFile: cert.CertFile, KeyFile: cert.KeyFile}})
+	spans := emit(t)
+	ctx := context.Background()
+	tlsConf := &tls.Config{RootCAs: cert.Pool}
+	httpExp, err := otlptracehttp.New(ctx, otlptracehttp.WithEndpoint(s.Addr()), otlptracehttp.WithTLSClientConfig(tlsConf))
+	if err != nil {
+		t.Fatal(err)
+	}
+	grpcExp, err := otlptracegrpc.New(ctx, otlptracegrpc.WithEndpoint(s.GRPCAddr()),
+		otlptracegrpc.WithTLSCredentials(credentials.NewTLS(tlsConf)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, exp := range []sdktrace.SpanExporter{httpExp, grpcExp} {
+		before := len(sc.records())
+		if err := exp.ExportSpans(ctx, spans); err != nil {
+			t.Fatalf("TLS exporter %d: %v", i, err)
+		}
+		if k := kinds(sc.records()[before:]); !slices.Equal(k, wantJob7) {
+			t.Fatalf("TLS exporter %d: %q, want %q", i, k, wantJob7)
+		}
+		_ = exp.Shutdown(ctx)
+	}
+	plain, err := otlptracehttp.New(ctx, otlptracehttp.WithEndpoint(s.Addr()), otlptracehttp.WithInsecure(),
+		otlptracehttp.WithRetry(otlptracehttp.RetryConfig{Enabled: false}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := len(sc.records())
+	if err := plain.ExportSpans(ctx, spans); err == nil {
+		t.Error("a plain-text export to the TLS listener succeeded")
+	}
+	if n := len(sc.records()) - before; n != 0 {
+		t.Errorf("a plain-text export gave %d records", n)
 	}
 }
