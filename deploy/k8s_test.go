@@ -285,7 +285,23 @@ func TestK8sServiceAndMonitor(t *testing.T) {
 	}
 	if len(sm.Spec.Endpoints) != 1 || sm.Spec.Endpoints[0].Port != portName ||
 		sm.Spec.Endpoints[0].Path != "/metrics" {
-		t.Errorf("ServiceMonitor endpoints %+v, want port %s path /metrics", sm.Spec.Endpoints, portName)
+		t.Fatalf("ServiceMonitor endpoints %+v, want port %s path /metrics", sm.Spec.Endpoints, portName)
+	}
+
+	// The API token: the pod reads it from the twice-api Secret, and
+	// Prometheus sends the same one.
+	var secret string
+	for _, e := range c.Env {
+		if e.Name == "TWICE_API_TOKEN" && e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil {
+			secret = e.ValueFrom.SecretKeyRef.Name + "/" + e.ValueFrom.SecretKeyRef.Key
+		}
+	}
+	if secret == "" {
+		t.Fatalf("the container has no TWICE_API_TOKEN from a Secret: %+v", c.Env)
+	}
+	auth := sm.Spec.Endpoints[0].Authorization
+	if auth == nil || auth.Credentials == nil || auth.Credentials.Name+"/"+auth.Credentials.Key != secret {
+		t.Errorf("ServiceMonitor authorization %+v, want the Secret the pod reads (%s)", auth, secret)
 	}
 }
 
