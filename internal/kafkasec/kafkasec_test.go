@@ -163,6 +163,10 @@ func TestExplain(t *testing.T) {
 	if !strings.HasPrefix(err.Error(), want) || !errors.Is(err, kafkago.SASLAuthenticationFailed) || strings.Contains(err.Error(), "hunter2") {
 		t.Errorf("Explain = %v", err)
 	}
+	err = sec.Explain(fmt.Errorf("handshake: %w", kafkago.UnsupportedSASLMechanism))
+	if !strings.HasPrefix(err.Error(), "the brokers do not enable SASL SCRAM-SHA-512: handshake: ") || !errors.Is(err, kafkago.UnsupportedSASLMechanism) {
+		t.Errorf("Explain(unsupported mechanism) = %v", err)
+	}
 	other := errors.New("connection refused")
 	if got := sec.Explain(other); got != other {
 		t.Errorf("Explain(other) = %v", got)
