@@ -280,10 +280,10 @@ func (c *Consumer) run(ctx context.Context, r *PartitionReader, m *Mapper) {
 						return
 					}
 					recs = make([]Record, 0, len(msgs)-i)
+					c.setFailing(r.tp, merr)
 					if c.opts.OnError != nil {
 						c.opts.OnError(r.tp, merr)
 					}
-					c.setFailing(r.tp, merr)
 					if retry.Wait(ctx) != nil {
 						return
 					}
