@@ -200,7 +200,7 @@ func (s *Sink) Publish(ctx context.Context, revs []sidecar.Revision) error {
 		if s.delivered[r.Seq] {
 			continue
 		}
-		body, err := s.body(r)
+		body, seen, err := s.body(r)
 		if err != nil {
 			return fmt.Errorf("webhook %s: revision %d: %w", s.host, r.Seq, err)
 		}
@@ -209,6 +209,9 @@ func (s *Sink) Publish(ctx context.Context, revs []sidecar.Revision) error {
 				return err
 			}
 		}
+		// Only now is the finding's state taken: a Slack message that
+		// failed is judged (and posted) again at the retry.
+		seen()
 		s.delivered[r.Seq] = true
 	}
 	clear(s.delivered)
@@ -319,38 +322,41 @@ func retryAfter(v string, now time.Time) time.Duration {
 	return 0
 }
 
-// body is what is posted for r; nil when nothing is (Slack: a revision
-// that makes the finding neither new nor worse).
-func (s *Sink) body(r sidecar.Revision) ([]byte, error) {
+// body is what is posted for r, nil when nothing is (Slack: a revision
+// that makes the finding neither new nor worse), and seen, which records
+// the finding's state once r is done with.
+func (s *Sink) body(r sidecar.Revision) (body []byte, seen func(), err error) {
 	if s.o.Format == FormatJSON {
-		return r.Line, nil
+		return r.Line, func() {}, nil
 	}
 	var f slackFinding
 	if err := json.Unmarshal(r.Line, &f); err != nil {
-		return nil, fmt.Errorf("not a finding revision: %w", err)
+		return nil, nil, fmt.Errorf("not a finding revision: %w", err)
 	}
 	rank := severityRank(f.Severity)
-	prev, seen := s.last[r.Fingerprint]
 	if f.Status == sidecar.StatusResolved {
-		s.last[r.Fingerprint] = -1
-		return nil, nil
+		rank = -1
 	}
-	s.last[r.Fingerprint] = rank
+	seen = func() { s.last[r.Fingerprint] = rank }
+	prev, known := s.last[r.Fingerprint]
 	var why string
 	switch {
-	case f.Revision <= 1 && !seen:
+	case rank < 0:
+		return nil, seen, nil
+	case f.Revision <= 1 && !known:
 		why = "New"
-	case !seen:
-		// Seen before this run started: no message unless it worsens.
-		return nil, nil
+	case !known:
+		// Stood before this run started: no message unless it worsens.
+		return nil, seen, nil
 	case prev < 0:
 		why = "Back"
 	case rank > prev:
 		why = "Worse"
 	default:
-		return nil, nil
+		return nil, seen, nil
 	}
-	return slackMessage(why, f)
+	body, err = slackMessage(why, f)
+	return body, seen, err
 }
 
 // slackFinding is the part of a revision a Slack message shows.

@@ -448,3 +448,33 @@ func TestSlackEscapes(t *testing.T) {
 		t.Errorf("subject not shown escaped: %s", body)
 	}
 }
+
+// TestSlackMessageRetried: a Slack message whose publish failed is posted
+// at the retry (the finding is not taken as already announced).
+func TestSlackMessageRetried(t *testing.T) {
+	var mu sync.Mutex
+	failing := true
+	rc := newReceiver(t, func(int, request) (int, http.Header) {
+		mu.Lock()
+		defer mu.Unlock()
+		if failing {
+			return http.StatusServiceUnavailable, nil
+		}
+		return http.StatusOK, nil
+	})
+	s := started(t, Options{URL: rc.URL, Format: FormatSlack, MaxAttempts: 2})
+	revs := []sidecar.Revision{rev(1, 1, "a", "firing", "high")}
+	if err := s.Publish(context.Background(), revs); err == nil {
+		t.Fatal("publish succeeded with Slack answering 503")
+	}
+	mu.Lock()
+	failing = false
+	mu.Unlock()
+	if err := s.Publish(context.Background(), revs); err != nil {
+		t.Fatal(err)
+	}
+	got := rc.requests()
+	if len(got) != 3 || !bytes.Contains(got[2].body, []byte("New high finding")) {
+		t.Fatalf("%d requests, the last %s: want the message posted at the retry", len(got), got[len(got)-1].body)
+	}
+}
