@@ -308,4 +308,14 @@ func TestSchemaRegistryDown(t *testing.T) {
 	if n := c.Stats().Counts().Malformed; n != 1 {
 		t.Errorf("malformed = %d, want 1 (the unknown id)", n)
 	}
+	// Ready again once the partition's next fetch succeeds.
+	deadline := time.Now().Add(30 * time.Second)
+	for c.Health() != nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("Health = %v 30 s after the registry came back", c.Health())
+		}
+		if recs, err := c.Poll(context.Background(), 200*time.Millisecond); err != nil || len(recs) != 0 {
+			t.Fatalf("more records than messages: %v, %v", recs, err)
+		}
+	}
 }
