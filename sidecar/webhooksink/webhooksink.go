@@ -58,6 +58,10 @@ const (
 	// publish; a longer one fails the publish, and the sink posts nothing
 	// before it has passed (the watch retries at later checkpoints).
 	DefaultMaxRetryAfter = 30 * time.Second
+	// DefaultPublishTimeout bounds one publish, retries included, so that
+	// a receiver that hangs holds the watch loop no longer: what was not
+	// delivered is published again at the next checkpoint.
+	DefaultPublishTimeout = 30 * time.Second
 )
 
 // Options configure a Sink.
@@ -78,6 +82,9 @@ type Options struct {
 	// MaxRetryAfter is the longest Retry-After waited within a publish;
 	// default DefaultMaxRetryAfter.
 	MaxRetryAfter time.Duration
+	// PublishTimeout bounds one publish, retries included; default
+	// DefaultPublishTimeout.
+	PublishTimeout time.Duration
 	// Client sends the requests; default a client with Timeout.
 	Client *http.Client
 	// Logf logs; default none.
@@ -143,6 +150,9 @@ func New(o Options) (*Sink, error) {
 	if o.MaxRetryAfter <= 0 {
 		o.MaxRetryAfter = DefaultMaxRetryAfter
 	}
+	if o.PublishTimeout <= 0 {
+		o.PublishTimeout = DefaultPublishTimeout
+	}
 	if o.Client == nil {
 		o.Client = &http.Client{Timeout: o.Timeout}
 	}
@@ -196,6 +206,8 @@ func (s *Sink) Publish(ctx context.Context, revs []sidecar.Revision) error {
 	if now := s.o.Now(); now.Before(s.notBefore) {
 		return fmt.Errorf("webhook %s: asked to retry after %s", s.host, s.notBefore.Sub(now).Round(time.Second))
 	}
+	ctx, cancel := context.WithTimeout(ctx, s.o.PublishTimeout)
+	defer cancel()
 	for _, r := range revs {
 		if s.delivered[r.Seq] {
 			continue

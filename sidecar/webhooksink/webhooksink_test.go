@@ -478,3 +478,26 @@ func TestSlackMessageRetried(t *testing.T) {
 		t.Fatalf("%d requests, the last %s: want the message posted at the retry", len(got), got[len(got)-1].body)
 	}
 }
+
+// TestPublishTimeout: a publish to a receiver that hangs ends at
+// PublishTimeout, however long each request may take, and fails.
+func TestPublishTimeout(t *testing.T) {
+	release := make(chan struct{})
+	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer hang.Close()
+	defer close(release)
+	s := started(t, Options{URL: hang.URL, Timeout: time.Minute, PublishTimeout: 200 * time.Millisecond})
+	start := time.Now()
+	err := s.Publish(context.Background(), []sidecar.Revision{rev(1, 1, "a", "firing", "high")})
+	if err == nil {
+		t.Fatal("publish to a hanging receiver succeeded")
+	}
+	if d := time.Since(start); d > 20*time.Second {
+		t.Errorf("publish took %v with a PublishTimeout of 200ms", d)
+	}
+}
