@@ -157,7 +157,7 @@ func runSimulate(ctx context.Context, e env, cmd *cobra.Command, f simulateFlags
 	}
 	pace := newPacer(ctx, f.rate)
 	truth, st, err := simulate.Generate(func(line []byte) error {
-		if err := pace.wait(); err != nil {
+		if err := pace.wait(sink.flush); err != nil {
 			return err
 		}
 		return sink.write(line)
@@ -197,6 +197,8 @@ func runSimulate(ctx context.Context, e env, cmd *cobra.Command, f simulateFlags
 // lineSink is where simulated lines go.
 type lineSink interface {
 	write(line []byte) error
+	// flush sends what is buffered on (before the pacer waits).
+	flush() error
 	close() error
 }
 
@@ -230,6 +232,8 @@ func (s *fileSink) write(line []byte) error {
 	s.w.Write(line)
 	return s.w.WriteByte('\n')
 }
+
+func (s *fileSink) flush() error { return s.w.Flush() }
 
 func (s *fileSink) close() error {
 	err := s.w.Flush()
@@ -278,9 +282,9 @@ func (s *kafkaSink) flush() error {
 
 func (s *kafkaSink) close() error { return errors.Join(s.flush(), s.w.Close()) }
 
-// pacer holds lines to a rate; with rate 0 it never waits. A sink that
-// batches (Kafka) is flushed by its own size, so at low rates lines reach
-// the topic in batches of up to a second's worth.
+// pacer holds lines to a rate; with rate 0 it never waits. Before it
+// waits it flushes the sink, so a batching sink (Kafka) sends what the
+// rate allowed so far instead of holding it.
 type pacer struct {
 	ctx   context.Context
 	rate  float64
@@ -292,7 +296,7 @@ func newPacer(ctx context.Context, rate float64) *pacer {
 	return &pacer{ctx: ctx, rate: rate}
 }
 
-func (p *pacer) wait() error {
+func (p *pacer) wait(beforeWait func() error) error {
 	if err := p.ctx.Err(); err != nil || p.rate <= 0 {
 		return err
 	}
@@ -302,7 +306,10 @@ func (p *pacer) wait() error {
 	due := p.start.Add(time.Duration(float64(p.n) / p.rate * float64(time.Second)))
 	p.n++
 	if d := time.Until(due); d > 0 {
-		t := time.NewTimer(d)
+		if err := beforeWait(); err != nil {
+			return err
+		}
+		t := time.NewTimer(time.Until(due))
 		defer t.Stop()
 		select {
 		case <-p.ctx.Done():

@@ -136,18 +136,23 @@ func TestSimulateToKafka(t *testing.T) {
 // lines at r a second take at least (n-1)/r.
 func TestPacerHoldsTheRate(t *testing.T) {
 	p := newPacer(context.Background(), 500)
+	flushes := 0
+	flush := func() error { flushes++; return nil }
 	start := time.Now()
 	for range 51 {
-		if err := p.wait(); err != nil {
+		if err := p.wait(flush); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if el := time.Since(start); el < 100*time.Millisecond {
 		t.Fatalf("51 lines at 500/s took %v, want at least 100ms", el)
 	}
+	if flushes == 0 {
+		t.Error("the pacer waited without flushing the sink first")
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := newPacer(ctx, 1).wait(); err == nil {
+	if err := newPacer(ctx, 1).wait(flush); err == nil {
 		t.Fatal("a cancelled pacer did not stop")
 	}
 }
