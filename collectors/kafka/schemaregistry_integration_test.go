@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -19,6 +20,7 @@ import (
 	"github.com/twicehq/twice/config"
 	"github.com/twicehq/twice/internal/schemaregistry/registrytest"
 	"github.com/twicehq/twice/internal/servicetest"
+	"github.com/twicehq/twice/internal/watchtest"
 	"github.com/twicehq/twice/twicetype"
 )
 
@@ -317,5 +319,81 @@ func TestSchemaRegistryDown(t *testing.T) {
 		if recs, err := c.Poll(context.Background(), 200*time.Millisecond); err != nil || len(recs) != 0 {
 			t.Fatalf("more records than messages: %v, %v", recs, err)
 		}
+	}
+}
+
+// TestSchemaRegistryWatch runs the real `twice watch` on srPlan's topic
+// with the registry down: /readyz answers 503 naming the registry and no
+// message is taken or marked malformed; once the registry is up the watch
+// takes the four events and the one malformed message, and is ready. The
+// registry's password, from a file, shows nowhere in its log.
+func TestSchemaRegistryWatch(t *testing.T) {
+	brokers, topic, _, registryURL, pwFile := srSetup(t)
+	bin := watchtest.Build(t)
+	u, err := url.Parse(registryURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := servicetest.NewProxy(t, u.Host) // starts down
+	dir := t.TempDir()
+	cfg := fmt.Sprintf(`sources:
+  - name: pay
+    type: kafka
+    brokers: [%s]
+    topics: [%s]
+    group: %s
+    format: map
+    schema_registry: {url: "http://%s", username: twice, password_file: %s}
+    map:
+      kind: '"effect"'
+      ts: value.at
+      effect: '"payment.captured"'
+      effect_key: value.payment_id
+      job_id: value.job_id
+watch: {listen: 127.0.0.1:0, state_dir: %s, findings: [], idle_timeout: 1s}
+`, strings.Join(brokers, ", "), topic, kafkaGroup(t), proxy.Addr(), pwFile, filepath.Join(dir, "state"))
+	path := filepath.Join(dir, "twice.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	logPath := filepath.Join(dir, "watch.log")
+	w := watchtest.Start(t, bin, path, logPath, 1)
+
+	readyz := func() (int, string) {
+		resp, err := http.Get("http://" + w.Addr() + "/readyz")
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	w.WaitFor(t, "/readyz naming the registry", func() bool {
+		code, body := readyz()
+		return code == http.StatusServiceUnavailable && strings.Contains(body, "schema registry unavailable")
+	})
+	if m := w.Metrics(); m["twice_events_total"] != 0 || m["twice_malformed_total"] != 0 {
+		t.Fatalf("while the registry is down: events %v, malformed %v; want 0, 0", m["twice_events_total"], m["twice_malformed_total"])
+	}
+
+	proxy.Up()
+	w.WaitFor(t, "every message taken", func() bool {
+		m := w.Metrics()
+		return m["twice_events_total"] >= 4 && m["twice_malformed_total"] >= 1
+	})
+	w.WaitFor(t, "ready", w.Ready)
+	if m := w.Metrics(); m["twice_events_total"] != 4 || m["twice_malformed_total"] != 1 {
+		t.Errorf("events %v, malformed %v; want 4, 1", m["twice_events_total"], m["twice_malformed_total"])
+	}
+	w.Stop(t)
+	log, err := os.ReadFile(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(log), "schema registry unavailable") {
+		t.Errorf("the watch's log does not say the registry was unavailable:\n%s", log)
+	}
+	if strings.Contains(string(log), "registry-pw-7f3a") {
+		t.Errorf("the watch's log shows the registry's password")
 	}
 }
