@@ -23,6 +23,7 @@ type Expected struct {
 	Count       int64  `json:"count,omitempty" yaml:"count"`
 }
 
+// String names the finding and what it must carry.
 func (e Expected) String() string {
 	s := e.Detector + " " + e.Subject
 	var extra []string
@@ -78,6 +79,7 @@ type Got struct {
 	Count    int64              `json:"count"`
 }
 
+// String names the finding and what it carried.
 func (g Got) String() string {
 	s := fmt.Sprintf("%s %s (severity %s", g.Detector, g.Subject, g.Severity)
 	if g.Cause != "" {
