@@ -4,8 +4,8 @@
 # It comes with Debian's prometheus package; only promtool is used. The
 # package would start a Prometheus server on install: a policy-rc.d that
 # refuses every service start is put in place for the install (unless one
-# is there already), and a server the install started anyway (systemd) is
-# stopped and disabled, so nothing keeps running or binds port 9090.
+# is there already), and under systemd the service is stopped and
+# disabled, so nothing keeps running or binds port 9090.
 # Installed only when missing; the apt package lists are refreshed only
 # when the install fails without it. scripts/test runs it before `go test`.
 #
@@ -34,11 +34,12 @@ if ! install; then
 	install
 fi
 
-# A service manager that ignores policy-rc.d may have started it anyway.
-if command -v systemctl >/dev/null && systemctl is-active --quiet prometheus 2>/dev/null; then
-	log "stopping and disabling the prometheus service the package started"
-	systemctl stop prometheus >&2 || true
-	systemctl disable prometheus >&2 || true
+# Under systemd the package enables the service (started at the next boot,
+# or now by a service manager that ignores policy-rc.d): stop and disable
+# it, only promtool is wanted.
+if [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then
+	log "stopping and disabling the prometheus service the package installed"
+	systemctl disable --now prometheus >&2 || true
 fi
 
 command -v promtool >/dev/null || { log "prometheus installed, but no promtool on the PATH"; exit 1; }
