@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -93,5 +94,58 @@ func TestAlertRulesNameExportedMetrics(t *testing.T) {
 	}
 	if n == 0 {
 		t.Fatal("no rules read")
+	}
+}
+
+// TestDashboardQueriesParse: every query of the Grafana dashboard is
+// PromQL that Prometheus parses, once Grafana's variables are replaced by
+// values: each is put in a recording rule and checked by promtool.
+func TestDashboardQueriesParse(t *testing.T) {
+	bin := promtool(t)
+	d := readDashboard(t)
+	vars := strings.NewReplacer("$__rate_interval", "5m", "$__range", "1h", "$job", ".*", "$instance", ".*", "$source", ".*")
+	type rule struct {
+		Record string `yaml:"record"`
+		Expr   string `yaml:"expr"`
+	}
+	var rules []rule
+	var walk func([]grafanaPanel)
+	walk = func(ps []grafanaPanel) {
+		for _, p := range ps {
+			walk(p.Panels)
+			for _, q := range p.Targets {
+				rules = append(rules, rule{Record: fmt.Sprintf("dashboard:panel%d_%s", p.ID, strings.ToLower(q.RefID)), Expr: vars.Replace(q.Expr)})
+			}
+		}
+	}
+	walk(d.Panels)
+	for i, a := range d.Annotations.List {
+		if a.Expr != "" {
+			rules = append(rules, rule{Record: fmt.Sprintf("dashboard:annotation%d", i), Expr: vars.Replace(a.Expr)})
+		}
+	}
+	for _, v := range d.Templating.List {
+		if m := labelValues.FindStringSubmatch(v.Definition); m != nil {
+			rules = append(rules, rule{Record: "dashboard:variable_" + v.Name, Expr: vars.Replace(m[1])})
+		}
+	}
+	if len(rules) < 20 {
+		t.Fatalf("%d queries read from the dashboard", len(rules))
+	}
+	doc := map[string]any{"groups": []any{map[string]any{"name": "dashboard", "rules": rules}}}
+	raw, err := yamlv3.Marshal(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "dashboard-rules.yml")
+	if err := os.WriteFile(path, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(bin, "check", "rules", path).CombinedOutput()
+	if err != nil {
+		t.Fatalf("promtool check rules over the dashboard's queries: %v\n%s", err, out)
+	}
+	if want := fmt.Sprintf("SUCCESS: %d rules found", len(rules)); !strings.Contains(string(out), want) {
+		t.Errorf("promtool: want %q:\n%s", want, out)
 	}
 }
