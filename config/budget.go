@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
+	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -70,4 +73,48 @@ func checkBudget(id string, b *twicetype.Budget) []budgetProblem {
 			BudgetEffectDetectors[0], BudgetEffectDetectors[1], id)})
 	}
 	return out
+}
+
+// DetectorKeys lists the keys detectors.ID takes in twice.yaml, in the
+// order error messages list them: enabled, severity, the detector's
+// thresholds, budget.
+func DetectorKeys(id string) []string {
+	return append(append([]string{"enabled", "severity"}, thresholdKeys[id]...), "budget")
+}
+
+// ThresholdKeys lists the threshold keys of detector id (max_per_key,
+// lost_after, ...), nil for a detector without thresholds.
+func ThresholdKeys(id string) []string { return slices.Clone(thresholdKeys[id]) }
+
+// ThresholdValue writes the value d has for a threshold key as
+// twice.yaml writes it ("15m0s" as "15m"); false for an unknown key.
+func ThresholdValue(d Detector, key string) (string, bool) {
+	switch key {
+	case "max_per_key":
+		return strconv.Itoa(d.MaxPerKey), true
+	case "max_start_delay":
+		return shortDuration(d.MaxStartDelay), true
+	case "lost_after":
+		return shortDuration(d.LostAfter), true
+	case "window":
+		return shortDuration(d.Window), true
+	case "amplification":
+		return strconv.FormatFloat(d.Amplification, 'f', -1, 64), true
+	case "min_attempts":
+		return strconv.Itoa(d.MinAttempts), true
+	}
+	return "", false
+}
+
+// shortDuration writes d as a Go duration without zero units: 15m, 1h,
+// 1h30m, 90s.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }

@@ -59,3 +59,34 @@ func TestParseBudgetErrors(t *testing.T) {
 		t.Errorf("Validate = %v, want both problems of the budget", err)
 	}
 }
+
+// Every key a detector takes has a value to show (twice detectors), and
+// the keys are those the parser accepts.
+func TestDetectorKeys(t *testing.T) {
+	t.Parallel()
+	c := Default()
+	for _, id := range twicetype.DetectorIDs {
+		keys := DetectorKeys(id)
+		if keys[0] != "enabled" || keys[1] != "severity" || keys[len(keys)-1] != "budget" {
+			t.Errorf("%s keys = %v", id, keys)
+		}
+		for _, k := range ThresholdKeys(id) {
+			if v, ok := ThresholdValue(c.Detectors[id], k); !ok || v == "" {
+				t.Errorf("%s.%s has no value to show", id, k)
+			}
+			// The parser takes the key.
+			if _, err := Parse("twice.yaml", []byte("detectors:\n  "+id+":\n    "+k+": x\n")); err == nil || strings.Contains(err.Error(), "unknown key") {
+				t.Errorf("%s.%s: %v", id, k, err)
+			}
+		}
+	}
+	if v, _ := ThresholdValue(c.Detectors[twicetype.StaleExecution], "max_start_delay"); v != "15m" {
+		t.Errorf("max_start_delay shown as %q, want 15m", v)
+	}
+	if v, _ := ThresholdValue(c.Detectors[twicetype.LostJob], "lost_after"); v != "1h" {
+		t.Errorf("lost_after shown as %q, want 1h", v)
+	}
+	if _, ok := ThresholdValue(c.Detectors[twicetype.LostJob], "nope"); ok {
+		t.Error("an unknown key has a value")
+	}
+}

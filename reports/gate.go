@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/twicehq/twice/gate"
 	"github.com/twicehq/twice/twicetype"
 )
 
@@ -33,52 +34,40 @@ func gateTag(g *twicetype.Gate, f *twicetype.Finding) string {
 // gateExempted counts the findings at or above the threshold the gate
 // keeps from failing: accepted by the baseline, within budget.
 func gateExempted(r *twicetype.Report, o Options) (accepted, budget int) {
-	t := o.threshold()
-	for i := range r.Findings {
-		f := &r.Findings[i]
-		if t == twicetype.SeverityNone || f.Severity < t {
-			continue
-		}
-		switch r.Gate.Exempt(f) {
-		case "baseline":
-			accepted++
-		case "budget":
-			budget++
-		}
-	}
-	return accepted, budget
+	return gate.Exempted(r, o.threshold())
 }
 
-// gateNote is what the verdict line adds about the gate: "; 2 in the
-// baseline, 1 within budget" (findings that would fail but do not), and
-// the new and fixed counts under a baseline.
-func gateNote(r *twicetype.Report, o Options) string {
-	g := r.Gate
-	if g == nil {
+// gateExcused is what the verdict line says of the findings at or above
+// the threshold that the gate keeps from failing: ", 3 excused (2 in
+// the baseline, 1 within budget)"; "" for none.
+func gateExcused(accepted, budget int) string {
+	if accepted+budget == 0 {
 		return ""
 	}
 	var parts []string
-	accepted, budget := gateExempted(r, o)
-	if g.Baseline != "" {
-		n := 0
-		for i := range r.Findings {
-			if g.IsNew(&r.Findings[i]) {
-				n++
-			}
-		}
-		parts = append(parts, fmt.Sprintf("%d new", n))
-		if accepted > 0 {
-			parts = append(parts, fmt.Sprintf("%d in the baseline", accepted))
-		}
-		parts = append(parts, fmt.Sprintf("%d fixed", len(g.Fixed)))
+	if accepted > 0 {
+		parts = append(parts, fmt.Sprintf("%d in the baseline", accepted))
 	}
 	if budget > 0 {
 		parts = append(parts, fmt.Sprintf("%d within budget", budget))
 	}
-	if len(parts) == 0 {
+	return fmt.Sprintf(", %d excused (%s)", accepted+budget, strings.Join(parts, ", "))
+}
+
+// gateNote is what the verdict line adds under a baseline: "; baseline:
+// 1 new, 2 accepted, 1 fixed" (of all findings, whatever their severity).
+func gateNote(r *twicetype.Report, _ Options) string {
+	g := r.Gate
+	if g == nil || g.Baseline == "" {
 		return ""
 	}
-	return "; " + strings.Join(parts, ", ")
+	n := 0
+	for i := range r.Findings {
+		if g.IsNew(&r.Findings[i]) {
+			n++
+		}
+	}
+	return fmt.Sprintf("; baseline: %d new, %d accepted, %d fixed", n, len(g.Accepted), len(g.Fixed))
 }
 
 // writeGateText writes the baseline and budget sections of the text

@@ -133,6 +133,7 @@ func verdict(r *twicetype.Report, o Options) (pass bool, line string) {
 		if below > 0 {
 			line += fmt.Sprintf(", %d below", below)
 		}
+		line += gateExcused(accepted, budget)
 	case o.StrictCoverage && warned > 0:
 		line = fmt.Sprintf("FAIL: %s under --strict-coverage: not everything was checked", plural(warned, "warning"))
 		if len(r.Findings) > 0 {
@@ -140,6 +141,12 @@ func verdict(r *twicetype.Report, o Options) (pass bool, line string) {
 		}
 	case t == twicetype.SeverityNone:
 		pass, line = true, fmt.Sprintf("PASS: %s, none fails the audit (%s)", plural(len(r.Findings), "finding"), flag)
+	case accepted+budget > 0:
+		pass, line = true, fmt.Sprintf("PASS: no finding at or above %s fails (%s)", t, flag)
+		if below > 0 {
+			line += fmt.Sprintf(", %d below", below)
+		}
+		line += gateExcused(accepted, budget)
 	default:
 		pass, line = true, fmt.Sprintf("PASS: no finding at or above %s (%s)", t, flag)
 		if below > 0 {

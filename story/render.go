@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/twicehq/twice/twicetype"
 )
@@ -123,7 +125,20 @@ func Step(ev *twicetype.Event) string {
 		fmt.Fprintf(&b, ": %s", ev.Error)
 	}
 	fmt.Fprintf(&b, "  [%s]", ev.Ref())
-	return b.String()
+	return clean(b.String())
+}
+
+// clean escapes control and bidirectional characters and invalid UTF-8
+// of event data, so a step can neither break the timeline's layout nor
+// drive a terminal.
+func clean(s string) string {
+	if !strings.ContainsFunc(s, func(r rune) bool {
+		return unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) || r == utf8.RuneError
+	}) {
+		return s
+	}
+	q := strconv.QuoteToGraphic(s)
+	return q[1 : len(q)-1]
 }
 
 // Gap writes a duration between two steps briefly: "0s", "350ms",

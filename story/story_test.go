@@ -215,5 +215,13 @@ func TestGap(t *testing.T) {
 	}
 }
 
+func TestStepEscapesEventText(t *testing.T) {
+	ev := &twicetype.Event{ID: "e\x1b[31m", Kind: twicetype.JobFailed, JobID: "j\u202e1", Error: "boom\nline two"}
+	got := story.Step(ev)
+	if strings.ContainsAny(got, "\x1b\n\u202e") || !strings.Contains(got, `boom\nline two`) {
+		t.Errorf("Step = %q: control characters must be escaped", got)
+	}
+}
+
 func itoa(i int) string     { return strconv.Itoa(i) }
 func itoa64(i int64) string { return strconv.FormatInt(i, 10) }

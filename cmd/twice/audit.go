@@ -53,6 +53,7 @@ type auditFlags struct {
 	top           int
 	groupBy       string
 	maxBytes      int
+	baseline      string
 }
 
 func newAuditCmd(e env) *cobra.Command {
@@ -112,6 +113,7 @@ configuration error, 3 input could not be read, 4 warnings under
 	fl.IntVar(&f.top, "top", reports.DefaultTop, "text, html: list at most N findings per group, counting the rest (0: all)")
 	fl.StringVar(&f.groupBy, "group-by", reports.GroupDetector, "text: group findings by "+strings.Join(reports.GroupBys, "|"))
 	fl.IntVar(&f.maxBytes, "max-bytes", reports.DefaultMarkdownMaxBytes, "markdown: cap the report at N bytes (a PR comment holds 65536), counting the findings left out")
+	fl.StringVar(&f.baseline, "baseline", "", "fail only for findings not in this baseline (written by twice baseline); reports say which are new and which were fixed")
 	fl.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the audit to FILE")
 	fl.StringVar(&f.memProfile, "memprofile", "", "write a heap profile at the end of input to FILE")
 	_ = fl.MarkHidden("cpuprofile")
@@ -145,12 +147,16 @@ func runAudit(cmd *cobra.Command, e env, f auditFlags, args []string) error {
 	if err != nil {
 		return err
 	}
+	base, err := loadBaseline(f.baseline)
+	if err != nil {
+		return err
+	}
 	since, until, err := timeRange(f)
 	if err != nil {
 		return err
 	}
 	if f.from != "" {
-		return auditStore(cmd, e, f, cfg, failOn, args, since, until)
+		return auditStore(cmd, e, f, cfg, failOn, args, since, until, base)
 	}
 	if !until.IsZero() {
 		return usageErr("--until applies to --from (events stored in ClickHouse)")
@@ -291,6 +297,7 @@ func runAudit(cmd *cobra.Command, e env, f auditFlags, args []string) error {
 	}
 	rep.Summary.Warnings = append(rep.Summary.Warnings, coverageWarnings(cfg, &rep.Summary, secs)...)
 	rep.Summary.Warnings = append(rep.Summary.Warnings, lost.Warnings()...)
+	applyGate(rep, cfg, base, f.baseline)
 	if err := cmd.Context().Err(); err != nil {
 		// Interrupted while finishing: no report rather than one of a
 		// part of the input.

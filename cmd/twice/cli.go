@@ -136,6 +136,7 @@ lost jobs, retry storms and dead letters nobody replays.`,
 	root.AddCommand(newAuditCmd(e), newWatchCmd(e), newVersionCmd(e))
 	root.AddCommand(newMigrateCmd(e))
 	root.AddCommand(newHealthcheckCmd(e))
+	root.AddCommand(newBaselineCmd(e), newExplainCmd(e), newDetectorsCmd(e))
 	root.AddCommand(newSimulateCmd(e))
 	root.AddCommand(newTestCmd(e))
 	return root

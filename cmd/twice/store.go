@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/twicehq/twice/config"
+	"github.com/twicehq/twice/gate"
 	"github.com/twicehq/twice/reports"
 	"github.com/twicehq/twice/storage/clickhouse"
 	"github.com/twicehq/twice/twicetype"
@@ -46,7 +47,7 @@ func openStore(ctx context.Context, dsn string) (*clickhouse.Store, error) {
 
 // auditStore runs the detectors as SQL inside ClickHouse over the events
 // stored there (--from), and reports like any audit.
-func auditStore(cmd *cobra.Command, e env, f auditFlags, cfg *config.Config, failOn twicetype.Severity, args []string, since, until time.Time) error {
+func auditStore(cmd *cobra.Command, e env, f auditFlags, cfg *config.Config, failOn twicetype.Severity, args []string, since, until time.Time, base *gate.Baseline) error {
 	if len(args) > 0 {
 		return usageErr("--from audits the events stored in ClickHouse; it takes no files or sources")
 	}
@@ -80,6 +81,7 @@ func auditStore(cmd *cobra.Command, e env, f auditFlags, cfg *config.Config, fai
 		return inputErr(fmt.Errorf("--from %s: %w", source, err))
 	}
 	rep.Summary.Warnings = append(rep.Summary.Warnings, coverageWarnings(cfg, &rep.Summary, nil)...)
+	applyGate(rep, cfg, base, f.baseline)
 	if err := writeReport(e, out, reporter, rep); err != nil {
 		return inputErr(err)
 	}
@@ -87,11 +89,13 @@ func auditStore(cmd *cobra.Command, e env, f auditFlags, cfg *config.Config, fai
 }
 
 // exitFor returns the exit of an audit: findings at or above failOn
-// exit 1; else, under --strict-coverage, warnings exit exitCoverage.
+// exit 1, unless the baseline accepts them or their detector is within
+// budget (Report.Gate); else, under --strict-coverage, warnings exit
+// exitCoverage.
 func exitFor(rep *twicetype.Report, failOn twicetype.Severity, strictCoverage bool) error {
 	if failOn != twicetype.SeverityNone {
 		for _, fd := range rep.Findings {
-			if fd.Severity >= failOn {
+			if fd.Severity >= failOn && rep.Gate.Exempt(&fd) == "" {
 				return &exitError{code: exitFindings}
 			}
 		}
