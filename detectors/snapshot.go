@@ -856,6 +856,7 @@ func (d *setDecoder) decode() {
 		}
 		f.order = append(f.order, fp)
 		f.byFP[fp] = fd
+		f.made.Add(1)
 	}
 	n = r.Count(2)
 	for range n {

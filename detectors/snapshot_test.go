@@ -55,7 +55,7 @@ var snapCovered = map[reflect.Type]map[string]string{
 	reflect.TypeFor[fifo[int]]():      {"buf": "enc", "head": "enc", "size": "enc"},
 	reflect.TypeFor[timers[int]]():    {"inOrder": "enc", "last": "enc", "heap": "enc"},
 	reflect.TypeFor[timer[int]]():     {"at": "enc", "v": "enc"},
-	reflect.TypeFor[Findings]():       {"byFP": "enc", "order": "enc", "dirty": "enc"},
+	reflect.TypeFor[Findings]():       {"byFP": "enc", "order": "enc", "dirty": "enc", "made": "derived"},
 	reflect.TypeFor[liveKey]():        {"detector": "enc", "raw": "enc"},
 	reflect.TypeFor[ebfState]():       {"cur": "enc", "running": "enc", "ended": "enc", "open": "enc"},
 	reflect.TypeFor[attemptRange]():   {"lo": "enc", "hi": "enc"},
