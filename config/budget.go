@@ -93,11 +93,11 @@ func ThresholdValue(d Detector, key string) (string, bool) {
 	case "max_per_key":
 		return strconv.Itoa(d.MaxPerKey), true
 	case "max_start_delay":
-		return shortDuration(d.MaxStartDelay), true
+		return ShortDuration(d.MaxStartDelay), true
 	case "lost_after":
-		return shortDuration(d.LostAfter), true
+		return ShortDuration(d.LostAfter), true
 	case "window":
-		return shortDuration(d.Window), true
+		return ShortDuration(d.Window), true
 	case "amplification":
 		return strconv.FormatFloat(d.Amplification, 'f', -1, 64), true
 	case "min_attempts":
@@ -106,9 +106,9 @@ func ThresholdValue(d Detector, key string) (string, bool) {
 	return "", false
 }
 
-// shortDuration writes d as a Go duration without zero units: 15m, 1h,
+// ShortDuration writes d as a Go duration without zero units: 15m, 1h,
 // 1h30m, 90s.
-func shortDuration(d time.Duration) string {
+func ShortDuration(d time.Duration) string {
 	s := d.String()
 	if strings.HasSuffix(s, "m0s") {
 		s = strings.TrimSuffix(s, "0s")

@@ -128,6 +128,10 @@ func writeDetectorsText(b *bytes.Buffer, cat []detectorInfo) {
 		for _, k := range d.thresholds {
 			defaults = append(defaults, k+": "+d.Defaults[k])
 		}
+		if d.ID == twicetype.MissingEffect {
+			defaults = append(defaults, fmt.Sprintf("its expectations are the expect rules of twice.yaml (within %s, count 1 unless a rule says otherwise)",
+				config.ShortDuration(config.DefaultWithin)))
+		}
 		if len(defaults) == 0 {
 			defaults = append(defaults, "no thresholds")
 		}

@@ -304,7 +304,7 @@ func TestDetectorsCommand(t *testing.T) {
 			t.Errorf("%s: keys are not shown", id)
 		}
 	}
-	for _, w := range []string{"max_start_delay: 15m", "lost_after: 1h", "amplification: 2, min_attempts: 20"} {
+	for _, w := range []string{"max_start_delay: 15m", "lost_after: 1h", "amplification: 2, min_attempts: 20", "expect rules of twice.yaml (within 5m, count 1"} {
 		if !strings.Contains(out, w) {
 			t.Errorf("output lacks %q:\n%s", w, out)
 		}
