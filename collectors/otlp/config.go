@@ -37,7 +37,7 @@ const (
 // configKeys are the keys an otlp source takes besides name and type.
 var configKeys = []string{
 	"listen", "grpc_listen", "token", "token_file", "token_env",
-	"effect_attr", "key_attr", "job_attr", "attempt_attr", "job_type_attr", "match", "attrs", "jobs",
+	"effect_attr", "key_attr", "job_attr", "attempt_attr", "job_type_attr", "queue_attr", "failed_events", "match", "attrs", "jobs",
 	"max_body_bytes", "max_pending", "max_rate", "tls",
 }
 
@@ -66,6 +66,8 @@ type Rule struct {
 //     job_attr: twice.job_id        # the attribute holding its job_id
 //     attempt_attr: twice.attempt   # the attribute holding its attempt
 //     job_type_attr: twice.job_type # a job span's job_type (else its name)
+//     queue_attr: messaging.destination.name   # a job span's queue
+//     failed_events: ["job failed"]  # span events that mean the attempt failed
 //     match:                        # spans that are effects by name
 //     smtp.send: email.sent
 //     "POST /v1/charges": {effect: payment.charged, key_attr: http.request.header.idempotency-key}
@@ -93,6 +95,13 @@ type Config struct {
 	// "" means DefaultJobTypeAttr. Without it the span name is the
 	// job_type.
 	JobTypeAttr string
+	// QueueAttr names the attribute holding a job span's queue; ""
+	// means messaging.destination.name.
+	QueueAttr string
+	// FailedEvents names span events that mean a job span's attempt
+	// failed even though the span's status is not ERROR (BullMQ records
+	// "job failed" and leaves the status unset).
+	FailedEvents []string
 	// Match lists the rules by span name, in file order; the first that
 	// matches a span without EffectAttr applies.
 	Match []Rule
@@ -123,6 +132,7 @@ func (c *Config) attemptAttr() string {
 func (c *Config) jobTypeAttr() string {
 	return or(c.JobTypeAttr, DefaultJobTypeAttr)
 }
+func (c *Config) queueAttr() string { return or(c.QueueAttr, attrDestination) }
 func (c *Config) jobs() bool { return c.Jobs == nil || *c.Jobs }
 func (c *Config) maxBody() int64 {
 	if c.MaxBodyBytes <= 0 {
@@ -212,6 +222,8 @@ func decode(m *config.SourceMapping) *Config {
 	read("job_attr", m.String("job_attr", &c.JobAttr))
 	read("attempt_attr", m.String("attempt_attr", &c.AttemptAttr))
 	read("job_type_attr", m.String("job_type_attr", &c.JobTypeAttr))
+	read("queue_attr", m.String("queue_attr", &c.QueueAttr))
+	read("failed_events", m.Strings("failed_events", &c.FailedEvents))
 	read("attrs", m.StringMap("attrs", &c.Attrs))
 	if m.Has("jobs") {
 		var b bool

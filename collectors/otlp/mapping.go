@@ -1,11 +1,14 @@
 package otlp
 
 import (
+	"cmp"
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"github.com/twicehq/twice/collectors/jsonl"
+	"math"
 	"path"
+	"slices"
 	"strconv"
 	"time"
 
@@ -60,8 +63,10 @@ type mapper struct {
 
 // Mapped is what one export request holds for twice.
 type Mapped struct {
-	// Records are the events and malformed records to submit, in the
-	// order of the spans.
+	// Records are the events and malformed records to submit: the
+	// events in event-time order (a batch holds spans in the order they
+	// ended, each job span's start event after the effects under it),
+	// ties in span order, then the malformed records.
 	Records []sources.Record
 	// Spans counts the spans by outcome.
 	Spans map[string]int
@@ -99,7 +104,18 @@ func (mp *mapper) Map(req *coltracepb.ExportTraceServiceRequest) Mapped {
 	for _, ref := range all {
 		mp.span(ref, index, &out)
 	}
+	slices.SortStableFunc(out.Records, func(a, b sources.Record) int {
+		return cmp.Compare(recordTime(a), recordTime(b))
+	})
 	return out
+}
+
+// recordTime orders a request's records: malformed ones last.
+func recordTime(r sources.Record) int64 {
+	if r.Event == nil {
+		return math.MaxInt64
+	}
+	return r.Event.Time
 }
 
 // span maps one span into out.
@@ -268,7 +284,7 @@ func (mp *mapper) jobEvents(sp *tracepb.Span, id string) ([]twicetype.Event, str
 	} else {
 		base["job_type"] = sp.GetName()
 	}
-	if v, ok := stringAttr(attrs, attrDestination); ok && v != "" {
+	if v, ok := stringAttr(attrs, mp.cfg.queueAttr()); ok && v != "" {
 		base["queue"] = v
 	}
 	if v, ok := stringAttr(attrs, attrKey); ok && v != "" {
@@ -295,9 +311,9 @@ func (mp *mapper) jobEvents(sp *tracepb.Span, id string) ([]twicetype.Event, str
 		return nil, "job span: " + err.Error()
 	}
 	var end twicetype.Event
-	if sp.GetStatus().GetCode() == tracepb.Status_STATUS_CODE_ERROR {
+	if failed, msg := mp.failed(sp); failed {
 		extra := map[string]any{}
-		if msg := sp.GetStatus().GetMessage(); msg != "" {
+		if msg != "" {
 			extra["error"] = msg
 		}
 		end, err = ev("failed", "job.failed", sp.GetEndTimeUnixNano(), extra)
@@ -308,6 +324,31 @@ func (mp *mapper) jobEvents(sp *tracepb.Span, id string) ([]twicetype.Event, str
 		return nil, "job span: " + err.Error()
 	}
 	return []twicetype.Event{started, end}, ""
+}
+
+// failed reports whether a job span's attempt failed: its status is
+// ERROR, or it has one of the configured failed_events; msg is the
+// status message, else the event's exception.message or first string
+// attribute.
+func (mp *mapper) failed(sp *tracepb.Span) (bool, string) {
+	if sp.GetStatus().GetCode() == tracepb.Status_STATUS_CODE_ERROR {
+		return true, sp.GetStatus().GetMessage()
+	}
+	for _, e := range sp.GetEvents() {
+		if !slices.Contains(mp.cfg.FailedEvents, e.GetName()) {
+			continue
+		}
+		if v, ok := stringAttr(e.GetAttributes(), "exception.message"); ok {
+			return true, v
+		}
+		for _, kv := range e.GetAttributes() {
+			if v := kv.GetValue().GetStringValue(); v != "" {
+				return true, v
+			}
+		}
+		return true, ""
+	}
+	return false, ""
 }
 
 // validID reports whether id has n bytes, not all zero.

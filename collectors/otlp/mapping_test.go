@@ -131,15 +131,15 @@ func describe(recs []sources.Record) []string {
 }
 
 var wantRecords = []string{
+	`otlp:5b8efff798038103d269b633813fc60c:0000000000000001:started job.started 10:00:00.000 queue=emails job_type=SendReceipt job=j-1 key=payment:1 attempt=2`,
+	`otlp:5b8efff798038103d269b633813fc60d:000000000000000a:started job.started 10:00:00.000 job_type=process job=j-2`,
+	`otlp:5b8efff798038103d269b633813fc60d:000000000000000b effect 10:00:01.000 job=j-2 effect=email.sent effect_key=receipt/payment:2 attempt=1 attrs={"span_id":"000000000000000b","trace_id":"5b8efff798038103d269b633813fc60d"}`,
+	`otlp:5b8efff798038103d269b633813fc60d:000000000000000a:failed job.failed 10:00:02.000 job_type=process job=j-2 error=timeout`,
 	`otlp:5b8efff798038103d269b633813fc60c:0000000000000003 effect 10:00:03.000 job=j-1 effect=email.sent effect_key=receipt/payment:1 attempt=2 attrs={"service":"billing-worker","span_id":"0000000000000003","to":"smtp","trace_id":"5b8efff798038103d269b633813fc60c"}`,
 	`otlp:5b8efff798038103d269b633813fc60c:0000000000000004 effect 10:00:04.000 job=j-1 effect=webhook.delivered effect_key=42 attempt=2 attrs={"service":"billing-worker","span_id":"0000000000000004","trace_id":"5b8efff798038103d269b633813fc60c"}`,
-	`otlp:5b8efff798038103d269b633813fc60c:0000000000000001:started job.started 10:00:00.000 queue=emails job_type=SendReceipt job=j-1 key=payment:1 attempt=2`,
 	`otlp:5b8efff798038103d269b633813fc60c:0000000000000001:succeeded job.succeeded 10:00:05.000 queue=emails job_type=SendReceipt job=j-1 key=payment:1 attempt=2`,
 	`malformed: span "send": effect email.sent: no twice.effect_key attribute (a string or number, or an array of one) for its effect_key`,
 	`malformed: span "orders receive": job span: no twice.job_id or messaging.message.id attribute for its job_id`,
-	`otlp:5b8efff798038103d269b633813fc60d:000000000000000a:started job.started 10:00:00.000 job_type=process job=j-2`,
-	`otlp:5b8efff798038103d269b633813fc60d:000000000000000a:failed job.failed 10:00:02.000 job_type=process job=j-2 error=timeout`,
-	`otlp:5b8efff798038103d269b633813fc60d:000000000000000b effect 10:00:01.000 job=j-2 effect=email.sent effect_key=receipt/payment:2 attempt=1 attrs={"span_id":"000000000000000b","trace_id":"5b8efff798038103d269b633813fc60d"}`,
 }
 
 func checkMapped(t *testing.T, m Mapped) {
@@ -256,8 +256,8 @@ func TestMapOptions(t *testing.T) {
 	want := []string{
 		`otlp:5b8efff798038103d269b633813fc60c:0000000000000002 effect 10:00:01.000 job=j-1 effect=email.sent effect_key=k-1 attrs={"span_id":"0000000000000002","trace_id":"5b8efff798038103d269b633813fc60c"}`,
 		`otlp:5b8efff798038103d269b633813fc60c:0000000000000003 effect 10:00:01.000 effect=ledger.insert effect_key=7 attrs={"span_id":"0000000000000003","trace_id":"5b8efff798038103d269b633813fc60c"}`,
-		`malformed: span "zero": trace_id must be 16 bytes and span_id 8, not all zero`,
 		`otlp:5b8efff798038103d269b633813fc60c:0000000000000006 effect 10:00:02.000 effect=payment.charged effect_key=idem-1 attrs={"span_id":"0000000000000006","trace_id":"5b8efff798038103d269b633813fc60c"}`,
+		`malformed: span "zero": trace_id must be 16 bytes and span_id 8, not all zero`,
 		`malformed: span "POST /v1/charges": effect payment.charged: no http.request.header.idempotency-key attribute (a string or number, or an array of one) for its effect_key`,
 		`malformed: span "open": effect e: no end time`,
 	}

@@ -124,7 +124,7 @@ func kinds(recs []sources.Record) []string {
 	return out
 }
 
-var wantJob7 = []string{"effect j-7 receipt/payment:7", "job.started j-7 ", "job.succeeded j-7 "}
+var wantJob7 = []string{"job.started j-7 ", "effect j-7 receipt/payment:7", "job.succeeded j-7 "}
 
 // TestSDKExporters sends the same job with the OpenTelemetry Go SDK's
 // OTLP exporters: HTTP protobuf gzipped, HTTP JSON, and gRPC. Each

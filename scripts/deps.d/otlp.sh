@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# Python packages for the otlp tap's tests: the OpenTelemetry Python SDK,
+# Packages for the otlp tap's tests. Python: the OpenTelemetry Python SDK,
 # its OTLP/HTTP exporter and the Celery instrumentation, pinned by
 # collectors/otlp/testdata/python/requirements.txt, installed from PyPI
 # with pip --target into .services/python/otel (gitignored), for Debian's
-# /usr/bin/python3 and its python3-celery (scripts/deps.d/celery.sh). Runs
-# again only when the requirements changed. scripts/test runs it before
-# `go test`; the tests find the packages there (or in $TWICE_OTEL_PYTHON).
+# /usr/bin/python3 and its python3-celery (scripts/deps.d/celery.sh).
+# Node: the real bullmq with bullmq-otel and the OpenTelemetry Node SDK,
+# pinned by collectors/otlp/testdata/bullmq/package-lock.json, installed
+# with `npm ci` into .services/node/otlp-bullmq (node and npm come with
+# scripts/deps.d/bullmq.sh). Each runs again only when its pins changed.
+# scripts/test runs it before `go test`; the tests find the packages there
+# (or in $TWICE_OTEL_PYTHON and $TWICE_OTEL_NODE).
 #
 #   scripts/deps.d/otlp.sh         # prints nothing on stdout; progress on stderr
 set -euo pipefail
@@ -13,6 +17,25 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 req=$root/collectors/otlp/testdata/python/requirements.txt
 dest=${TWICE_OTEL_PYTHON:-$root/.services/python/otel}
 log() { printf 'deps otlp: %s\n' "$*" >&2; }
+
+node_harness=$root/collectors/otlp/testdata/bullmq
+node_dest=${TWICE_OTEL_NODE:-$root/.services/node/otlp-bullmq}
+
+install_node() {
+	local sum
+	sum=$(cat "$node_harness/package.json" "$node_harness/package-lock.json" | sha256sum | cut -c1-16)
+	if [ -f "$node_dest/.installed" ] && [ "$(<"$node_dest/.installed")" = "$sum" ] && [ -d "$node_dest/node_modules/bullmq-otel" ]; then
+		return 0
+	fi
+	command -v npm >/dev/null || { log "npm is missing: run scripts/deps.d/bullmq.sh first (it installs node and npm)"; return 1; }
+	log "npm ci into $node_dest"
+	rm -rf "$node_dest"
+	mkdir -p "$node_dest"
+	cp "$node_harness/package.json" "$node_harness/package-lock.json" "$node_dest/"
+	(cd "$node_dest" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >&2)
+	printf '%s\n' "$sum" >"$node_dest/.installed"
+}
+install_node
 
 sum=$(sha256sum <"$req" | cut -c1-16)
 if [ -f "$dest/.installed" ] && [ "$(<"$dest/.installed")" = "$sum" ]; then
