@@ -61,3 +61,57 @@ func TestHorizonIsRaisedToTheLongestDeadline(t *testing.T) {
 		t.Fatalf("findings = %+v, want j-1 lost (never-started)", got)
 	}
 }
+
+// TestJobOutlivesTheKeysThatNameIt: a key whose effects link to their
+// job by template only (no job_id, so they do not touch the job) and
+// whose last effect comes long after the job's last event (a late
+// delivery) is judged at its release, a horizon after that effect; the
+// job, idle since its success, is kept until then, so the duplicate's
+// cause still sees the job's replay. It used to be released first, and
+// the cause read "redelivery".
+func TestJobOutlivesTheKeysThatNameIt(t *testing.T) {
+	s := New(Options{Horizon: time.Hour, Rules: []Rule{{JobType: "SendReceipt", Effect: "email.sent", Within: time.Minute, Count: 1,
+		Render: func(j *Job) (string, bool) { return "receipt/" + j.Key, j.Key != "" }}}})
+	m := time.Minute
+	ev := func(at time.Duration, id string, kind twicetype.Kind) *twicetype.Event {
+		e := &twicetype.Event{ID: id, Time: int64(at), Kind: kind, JobID: "j-1", JobType: "SendReceipt", Queue: "emails", Key: "1"}
+		if kind == twicetype.Effect {
+			*e = twicetype.Event{ID: id, Time: int64(at), Kind: kind, Effect: "email.sent", EffectKey: "receipt/1"}
+		}
+		return e
+	}
+	for _, e := range []*twicetype.Event{
+		ev(0, "e-1", twicetype.JobEnqueued),
+		ev(1*m, "e-2", twicetype.JobStarted),
+		ev(2*m, "e-3", twicetype.Effect),
+		ev(4*m, "e-4", twicetype.JobDead),
+		ev(5*m, "e-5", twicetype.JobEnqueued), // replayed by an operator
+		ev(6*m, "e-6", twicetype.JobStarted),
+		ev(7*m, "e-7", twicetype.Effect),
+		ev(8*m, "e-8", twicetype.JobSucceeded),
+		ev(48*m, "e-9", twicetype.Effect), // a late delivery, 40 minutes on
+	} {
+		s.Process(e)
+	}
+	// At 90m the job has been idle for more than the horizon, the key
+	// not yet: the job must stay while the key names it.
+	s.Process(&twicetype.Event{ID: "y", Time: int64(90 * m), Kind: twicetype.State, Entity: "other"})
+	if jobs, keys, _ := s.Open(); jobs != 1 || keys != 1 {
+		t.Fatalf("open jobs=%d keys=%d at 90m, want the job kept for its key", jobs, keys)
+	}
+	// Hours later both are past the horizon and released.
+	s.Process(&twicetype.Event{ID: "x", Time: int64(5 * time.Hour), Kind: twicetype.State, Entity: "other"})
+	if jobs, keys, _ := s.Open(); jobs != 0 || keys != 0 {
+		t.Fatalf("open jobs=%d keys=%d at 5h, want both released", jobs, keys)
+	}
+	s.Finish(int64(5 * time.Hour))
+	var causes []string
+	for _, f := range s.Findings().Sorted() {
+		if f.Detector == twicetype.DuplicateEffect {
+			causes = append(causes, f.Subject+" "+f.Cause)
+		}
+	}
+	if len(causes) != 1 || causes[0] != "receipt/1 replay" {
+		t.Fatalf("duplicate-effect findings %q, want one on receipt/1 caused by the replay", causes)
+	}
+}

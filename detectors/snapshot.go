@@ -751,6 +751,10 @@ func (d *setDecoder) decode() {
 		}
 	}
 	s.keyExp = snapReadExpiry(d, keys)
+	s.pins = make(map[string]int32)
+	for _, k := range keys {
+		s.pin(k)
+	}
 
 	ents := make([]*Entity, r.Count(14))
 	s.entities = make(map[string]*Entity, len(ents))

@@ -26,7 +26,7 @@ var snapCovered = map[reflect.Type]map[string]string{
 		"observers": "cfg", "advancers": "cfg", "jobRel": "cfg", "keyRel": "cfg", "entityRel": "cfg",
 		"finishers": "cfg", "dup": "cfg", "ooo": "cfg", "dl": "cfg", "me": "cfg", "rs": "cfg", "se": "cfg",
 		"ruleJobs": "enc", "ruleRendered": "enc",
-		"jobs": "enc", "jobIDs": "enc", "keys": "enc", "entities": "enc", "linked": "enc",
+		"jobs": "enc", "jobIDs": "enc", "keys": "enc", "entities": "enc", "linked": "enc", "pins": "derived",
 		"jobExp": "enc", "keyExp": "enc", "entityExp": "enc", "clock": "enc", "started": "enc",
 		"ord": "enc", "evicted": "enc", "findings": "enc", "score": "enc",
 	},

@@ -231,6 +231,11 @@ type Set struct {
 	entities map[string]*Entity
 	// linked finds the jobs an effect without job_id links to.
 	linked linkIndex
+	// pins counts, per job id, the live effect keys with an effect that
+	// names the job: a job is not released while one is, since the key is
+	// judged at its release and its cause needs the job (a replay).
+	// Derived from keys (rebuilt when a snapshot is restored).
+	pins map[string]int32
 
 	jobExp    fifo[expiry[Job]]
 	keyExp    fifo[expiry[EffectKey]]
@@ -275,6 +280,7 @@ func New(opts Options) *Set {
 		keys:     make(map[string]*EffectKey),
 		entities: make(map[string]*Entity),
 		linked:   newLinkIndex(opts.Rules),
+		pins:     make(map[string]int32),
 		findings: newFindings(),
 		score:    newScoreCounts(),
 
@@ -491,6 +497,7 @@ func (s *Set) afterObserve(ev *twicetype.Event, r *refs) {
 			ref: s.ref(ev), effect: ev.Effect, jobID: ev.JobID, linked: linked,
 			time: ev.Time, ord: r.ord, attempt: attemptOf(ev),
 		})
+		s.pinLast(r.key)
 		s.noteImpact(r.key, ev)
 	}
 }
@@ -781,7 +788,7 @@ func (s *Set) advance(t int64) {
 // it needs its type, key and enqueue time for that. Stalled jobs are what
 // lost-job reports, so they stay few.
 func (s *Set) releaseIdleJob(j *Job) bool {
-	if j.open {
+	if j.open || s.pins[j.ID] > 0 {
 		return false
 	}
 	s.releaseJob(j)
@@ -813,6 +820,53 @@ func (s *Set) releaseKey(k *EffectKey) {
 	}
 	k.released = true
 	delete(s.keys, k.Key)
+	s.unpin(k)
+}
+
+// pinned lists the jobs effect i of k names (its job_id, or the jobs
+// that rendered its key) that no earlier effect of k names.
+func (k *EffectKey) pinned(i int, buf []string) []string {
+	e := &k.effects[i]
+	ids := e.linked
+	if e.jobID != "" {
+		ids = []string{e.jobID}
+	}
+	for _, id := range ids {
+		if !slices.ContainsFunc(k.effects[:i], func(o effectObs) bool { return o.jobID == id || slices.Contains(o.linked, id) }) {
+			buf = append(buf, id)
+		}
+	}
+	return buf
+}
+
+// pinLast pins the jobs k's last effect names first.
+func (s *Set) pinLast(k *EffectKey) {
+	var buf [4]string
+	for _, id := range k.pinned(len(k.effects)-1, buf[:0]) {
+		s.pins[id]++
+	}
+}
+
+// pin pins the jobs k's effects name (restoring a snapshot).
+func (s *Set) pin(k *EffectKey) {
+	var buf [4]string
+	for i := range k.effects {
+		for _, id := range k.pinned(i, buf[:0]) {
+			s.pins[id]++
+		}
+	}
+}
+
+// unpin undoes pin when k is released.
+func (s *Set) unpin(k *EffectKey) {
+	var buf [4]string
+	for i := range k.effects {
+		for _, id := range k.pinned(i, buf[:0]) {
+			if s.pins[id]--; s.pins[id] <= 0 {
+				delete(s.pins, id)
+			}
+		}
+	}
 }
 
 func (s *Set) releaseEntity(e *Entity) {
