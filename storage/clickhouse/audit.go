@@ -126,6 +126,13 @@ func (s *Store) Audit(ctx context.Context, o AuditOptions) (*twicetype.Report, e
 	}
 	rep.Summary.Findings = a.fs.Counts(enabled)
 	rep.Findings = a.fs.Sorted()
+	if rep.Summary.Events > 0 {
+		counts, err := a.scoreCounts(ctx)
+		if err != nil {
+			return nil, err
+		}
+		rep.Scorecard = detectors.Scorecard(counts, rep.Findings)
+	}
 	if !cfg.KeepEmails {
 		// As the engine does (package redact): addresses never reach a
 		// report or the findings table unless redact_emails: false.

@@ -228,6 +228,17 @@ func TestGeneratedMatchesEngine(t *testing.T) {
 	cfg := loadConfig(t, dir)
 	in := readInput(t, filepath.Join(dir, "events.jsonl"))
 	want := engineReport(cfg, in, 2)
+	// The comparison covers the scorecard only if there is one, with
+	// every verdict: make sure the input gives one.
+	verdicts := map[string]bool{}
+	for _, h := range want.Scorecard {
+		for _, c := range h.Conditions {
+			verdicts[c.Verdict] = true
+		}
+	}
+	if len(verdicts) != 3 {
+		t.Fatalf("the generated input gives the verdicts %v, want all three to compare", verdicts)
+	}
 	for _, proto := range protocols {
 		t.Run(proto, func(t *testing.T) {
 			got := clickhouseReport(t, servicetest.ClickHouseDSN(t, proto), cfg, in, 2)
