@@ -90,6 +90,11 @@ func (s *Store) Audit(ctx context.Context, o AuditOptions) (*twicetype.Report, e
 	}
 	q := newQuerySet(s.tables.Events, since, until, !o.Since.IsZero(), !o.Until.IsZero(), redactID, rules)
 	a := &auditRun{s: s, q: q, redact: redact, settings: settings, rules: cfg.Expect, fs: detectors.NewFindings()}
+	drop, err := a.materialize(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer drop()
 
 	rep := &twicetype.Report{}
 	if err := a.summary(ctx, &rep.Summary); err != nil {

@@ -38,6 +38,9 @@ type querySet struct {
 	rangeW string // WHERE condition on ts for the range
 	refSQL string
 	rules  []ruleSQL
+	// evTable and jfTable, when set, hold ev and jf, computed once
+	// (materialize.go): the CTEs read them instead.
+	evTable, jfTable string
 }
 
 type ruleSQL struct {
@@ -86,6 +89,9 @@ func (q *querySet) with(more ...string) string {
     argMinIf(attrs_flat, o, ` + jobKinds + ` AND attrs != '') AS jattrs, minIf(o, ` + jobKinds + ` AND attrs != '') AS jattrs_o
   FROM ev WHERE job_id != '' GROUP BY job_id)`,
 		q.rkCTE(),
+	}
+	if q.evTable != "" {
+		ctes = []string{"ev AS (SELECT * FROM " + q.evTable + ")", "jf AS (SELECT * FROM " + q.jfTable + ")", q.rkCTE()}
 	}
 	return "WITH\n" + strings.Join(append(ctes, more...), ",\n")
 }
