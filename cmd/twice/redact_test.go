@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,7 +12,11 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	kafkago "github.com/segmentio/kafka-go"
+
+	"github.com/twicehq/twice/internal/servicetest"
 	"github.com/twicehq/twice/reports"
 )
 
@@ -201,5 +206,54 @@ watch:
 				}
 			}
 		})
+	}
+}
+
+// TestWatchRedactsEmailsInKafkaSink: the findings twice watch publishes
+// to Kafka carry no address of the input. Real Kafka.
+func TestWatchRedactsEmailsInKafkaSink(t *testing.T) {
+	brokers := servicetest.KafkaBrokers(t)
+	topic := servicetest.KafkaTopic(t, brokers, 1)
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "app.log"), []byte(emailEvents), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "twice.yaml")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`sources:
+  - name: app
+    path: app.log
+%swatch:
+  state_dir: state
+  listen: 127.0.0.1:0
+  checkpoint_interval: 50ms
+  idle_timeout: 100ms
+  idle_advance: false
+  findings:
+    - {type: kafka, brokers: [%s], topic: %s}
+`, emailImpact, strings.Join(brokers, ", "), topic)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w := startCLIWatch(t, "-c", cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	r := kafkago.NewReader(kafkago.ReaderConfig{Brokers: brokers, Topic: topic, Partition: 0, MaxWait: 100 * time.Millisecond})
+	defer r.Close()
+	var got strings.Builder
+	for !strings.Contains(got.String(), `"duplicate-effect"`) || !strings.Contains(got.String(), `"out-of-order"`) {
+		m, err := r.ReadMessage(ctx)
+		if err != nil {
+			t.Fatalf("reading the findings topic: %v; read so far:\n%s\n%s", err, got.String(), w.stderr.String())
+		}
+		got.Write(m.Value)
+		got.WriteByte('\n')
+	}
+	if code := w.stop(t); code != exitOK {
+		t.Fatalf("exit %d:\n%s", code, w.stderr.String())
+	}
+	if found := leaked(got.String()); len(found) > 0 {
+		t.Errorf("the kafka sink shows %v:\n%s", found, got.String())
+	}
+	if !strings.Contains(got.String(), "email:") {
+		t.Errorf("the kafka sink shows no redacted address:\n%s", got.String())
 	}
 }
