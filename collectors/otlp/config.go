@@ -133,7 +133,7 @@ func (c *Config) jobTypeAttr() string {
 	return or(c.JobTypeAttr, DefaultJobTypeAttr)
 }
 func (c *Config) queueAttr() string { return or(c.QueueAttr, attrDestination) }
-func (c *Config) jobs() bool { return c.Jobs == nil || *c.Jobs }
+func (c *Config) jobs() bool        { return c.Jobs == nil || *c.Jobs }
 func (c *Config) maxBody() int64 {
 	if c.MaxBodyBytes <= 0 {
 		return DefaultMaxBodyBytes
