@@ -79,22 +79,7 @@ func (p *parser) kafkaSchemaRegistry(n *yaml.Node, path string) (*KafkaSchemaReg
 		case "username":
 			r.Username, good = p.name(e.val, epath)
 		case "password", "password_file", "password_env":
-			if given != "" {
-				p.errorf(e.key, epath, "give only one of password, password_file and password_env (%s is given)", given)
-				ok = false
-				continue
-			}
-			given = e.name
-			var val string
-			val, good = p.secretString(e.val, epath, e.name == "password")
-			switch e.name {
-			case "password":
-				r.Password.Value = val
-			case "password_file":
-				r.Password.File = p.rel(val)
-			case "password_env":
-				r.Password.Env = val
-			}
+			good = p.passwordEntry(e, epath, &given, &r.Password)
 		case "ca_file":
 			r.CAFile, good = p.name(e.val, epath)
 			r.CAFile = p.rel(r.CAFile)

@@ -133,22 +133,7 @@ func (p *parser) kafkaSASL(n *yaml.Node, path string) (*KafkaSASL, bool) {
 		case "username":
 			s.Username, good = p.name(e.val, epath)
 		case "password", "password_file", "password_env":
-			if given != "" {
-				p.errorf(e.key, epath, "give only one of password, password_file and password_env (%s is given)", given)
-				ok = false
-				continue
-			}
-			given = e.name
-			var val string
-			val, good = p.secretString(e.val, epath, e.name == "password")
-			switch e.name {
-			case "password":
-				s.Password.Value = val
-			case "password_file":
-				s.Password.File = p.rel(val)
-			case "password_env":
-				s.Password.Env = val
-			}
+			good = p.passwordEntry(e, epath, &given, &s.Password)
 		}
 		ok = ok && good
 	}

@@ -103,3 +103,24 @@ func (m *SourceMapping) Secret(key string) Secret {
 	one(key+"_env", func() bool { return m.String(key+"_env", &s.Env) })
 	return s
 }
+
+// passwordEntry reads e, one of password, password_file and
+// password_env of a mapping, into dst; given names the one read before
+// it, so that a second is an error at its key.
+func (p *parser) passwordEntry(e entry, epath string, given *string, dst *Secret) bool {
+	if *given != "" {
+		p.errorf(e.key, epath, "give only one of password, password_file and password_env (%s is given)", *given)
+		return false
+	}
+	*given = e.name
+	val, good := p.secretString(e.val, epath, e.name == "password")
+	switch e.name {
+	case "password":
+		dst.Value = val
+	case "password_file":
+		dst.File = p.rel(val)
+	case "password_env":
+		dst.Env = val
+	}
+	return good
+}
