@@ -18,24 +18,9 @@ req=$root/collectors/otlp/testdata/python/requirements.txt
 dest=${TWICE_OTEL_PYTHON:-$root/.services/python/otel}
 log() { printf 'deps otlp: %s\n' "$*" >&2; }
 
-node_harness=$root/collectors/otlp/testdata/bullmq
-node_dest=${TWICE_OTEL_NODE:-$root/.services/node/otlp-bullmq}
-
-install_node() {
-	local sum
-	sum=$(cat "$node_harness/package.json" "$node_harness/package-lock.json" | sha256sum | cut -c1-16)
-	if [ -f "$node_dest/.installed" ] && [ "$(<"$node_dest/.installed")" = "$sum" ] && [ -d "$node_dest/node_modules/bullmq-otel" ]; then
-		return 0
-	fi
-	command -v npm >/dev/null || { log "npm is missing: run scripts/deps.d/bullmq.sh first (it installs node and npm)"; return 1; }
-	log "npm ci into $node_dest"
-	rm -rf "$node_dest"
-	mkdir -p "$node_dest"
-	cp "$node_harness/package.json" "$node_harness/package-lock.json" "$node_dest/"
-	(cd "$node_dest" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >&2)
-	printf '%s\n' "$sum" >"$node_dest/.installed"
-}
-install_node
+# shellcheck source=../lib/npm-harness.sh
+. "$root/scripts/lib/npm-harness.sh"
+npm_harness otlp "$root/collectors/otlp/testdata/bullmq" "${TWICE_OTEL_NODE:-$root/.services/node/otlp-bullmq}" bullmq-otel
 
 sum=$(sha256sum <"$req" | cut -c1-16)
 if [ -f "$dest/.installed" ] && [ "$(<"$dest/.installed")" = "$sum" ]; then
