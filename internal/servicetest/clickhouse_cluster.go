@@ -19,21 +19,15 @@ const (
 // ClickHouseCluster creates a database of tb's own, of one name, on every
 // shard of the test cluster, drops it when tb ends, and returns the
 // cluster's name and the shards' native and HTTP DSNs pointing at it
-// (shard 1 first).
-//
-// The cluster is opt-in, also under TWICE_REQUIRE_SERVICES=1: when its
-// variables are unset the test is skipped. scripts/test does not start
-// it, because a chDB shard aborts (TCPHandler, uncaught "Connection reset
-// by peer") when the initiator cancels a remote read, which the audit's
-// queries sometimes make it do; see scripts/services.d/clickhouse_cluster.sh.
+// (shard 1 first). When the cluster's variables are unset the test is
+// skipped, or fails under TWICE_REQUIRE_SERVICES=1.
 func ClickHouseCluster(tb testing.TB) (cluster string, native, httpDSNs []string) {
 	tb.Helper()
 	native = addrs(os.Getenv(EnvClickHouseClusterDSNs))
 	httpDSNs = addrs(os.Getenv(EnvClickHouseClusterHTTPDSNs))
 	cluster = strings.TrimSpace(os.Getenv(EnvClickHouseCluster))
 	if len(native) == 0 || len(native) != len(httpDSNs) || cluster == "" {
-		tb.Skipf("skipped: %s is not set: the two-shard cluster is opt-in; start it with eval \"$(scripts/services up clickhouse_cluster)\" from the repo root",
-			EnvClickHouseClusterDSNs)
+		unavailable(tb, "clickhouse_cluster", EnvClickHouseClusterDSNs)
 	}
 	name := strings.ReplaceAll(uniqueName(tb), "-", "_")
 	for i, h := range httpDSNs {
