@@ -91,13 +91,18 @@ clickhouse_up() {
 	mkdir -p "$dir/data"
 	svc_log "clickhouse: starting on 127.0.0.1 native :$tcp http :$http (log $dir/server.log)"
 	# setsid: the server outlives the `up` that started it; 9>&- : it must not
-	# inherit the lock scripts/services holds during `up`.
+	# inherit the lock scripts/services holds during `up`. --input-format and
+	# --structure: local mode makes a table of stdin when it is not a
+	# terminal and, without them, detects its format from the contents,
+	# which fails on an empty stdin (CANNOT_DETECT_FORMAT, seen to stop a
+	# cluster shard at start in CI).
 	setsid "$dir/twice-clickhouse" "$dir/pkg/libchdb.so" \
 		--listen_host=127.0.0.1 --tcp_port="$tcp" --http_port="$http" \
 		--path="$dir/data/" \
 		--max_threads="${CLICKHOUSE_MAX_THREADS:-2}" \
 		--max_memory_usage="${CLICKHOUSE_MAX_MEMORY:-4294967296}" \
 		--function_sleep_max_microseconds_per_block=0 \
+		--input-format=TSV --structure='unused UInt8' \
 		--query "SYSTEM START LISTEN TCP; SYSTEM START LISTEN HTTP; SELECT sleepEachRow(3600) FROM numbers(1000000) FORMAT Null" \
 		</dev/null >"$dir/server.log" 2>&1 9>&- &
 	pid=$!

@@ -67,6 +67,7 @@ clickhouse_cluster_start() {
 		--max_threads="${CLICKHOUSE_MAX_THREADS:-2}" \
 		--max_memory_usage="${CLICKHOUSE_MAX_MEMORY:-4294967296}" \
 		--function_sleep_max_microseconds_per_block=0 \
+		--input-format=TSV --structure='unused UInt8' \
 		--query "SYSTEM START LISTEN TCP; SYSTEM START LISTEN HTTP; SELECT sleepEachRow(3600) FROM numbers(1000000) FORMAT Null" \
 		</dev/null >"$dir/s$n/server.log" 2>&1 9>&- &
 	pid=$!
