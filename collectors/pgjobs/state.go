@@ -1,12 +1,8 @@
 package pgjobs
 
 import (
-	"bytes"
-	"compress/gzip"
-	"encoding/base64"
-	"encoding/json"
 	"fmt"
-	"io"
+	"github.com/twicehq/twice/sources"
 	"strconv"
 )
 
@@ -38,33 +34,17 @@ func (t *tracker) save() (string, error) {
 	for id, js := range t.jobs {
 		st.Jobs[strconv.FormatInt(id, 10)] = js
 	}
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	if err := json.NewEncoder(zw).Encode(st); err != nil {
+	text, err := sources.PackJSON(st)
+	if err != nil {
 		return "", fmt.Errorf("save the poll state: %w", err)
 	}
-	if err := zw.Close(); err != nil {
-		return "", fmt.Errorf("save the poll state: %w", err)
-	}
-	return base64.RawStdEncoding.EncodeToString(buf.Bytes()), nil
+	return text, nil
 }
 
 // load restores a state written by save into a new tracker.
 func (t *tracker) load(text string) error {
-	raw, err := base64.RawStdEncoding.DecodeString(text)
-	if err != nil {
-		return fmt.Errorf("poll state: not base64: %w", err)
-	}
-	zr, err := gzip.NewReader(bytes.NewReader(raw))
-	if err != nil {
-		return fmt.Errorf("poll state: %w", err)
-	}
-	data, err := io.ReadAll(io.LimitReader(zr, 1<<30))
-	if err != nil {
-		return fmt.Errorf("poll state: %w", err)
-	}
 	var st savedState
-	if err := json.Unmarshal(data, &st); err != nil {
+	if err := sources.UnpackJSON(text, &st); err != nil {
 		return fmt.Errorf("poll state: %w", err)
 	}
 	if st.V != stateVersion {

@@ -1,12 +1,9 @@
 package sidekiq
 
 import (
-	"bytes"
-	"compress/gzip"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"io"
+	"github.com/twicehq/twice/sources"
 	"sort"
 
 	"github.com/twicehq/twice/collectors/jobpath"
@@ -111,33 +108,17 @@ func (t *tracker) save() (string, error) {
 		}
 		st.Jobs = append(st.Jobs, sj)
 	}
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	if err := json.NewEncoder(zw).Encode(st); err != nil {
+	text, err := sources.PackJSON(st)
+	if err != nil {
 		return "", fmt.Errorf("sidekiq: save the poll state: %w", err)
 	}
-	if err := zw.Close(); err != nil {
-		return "", fmt.Errorf("sidekiq: save the poll state: %w", err)
-	}
-	return base64.RawStdEncoding.EncodeToString(buf.Bytes()), nil
+	return text, nil
 }
 
 // load restores a state written by save. The tracker must be new.
 func (t *tracker) load(text string) error {
-	raw, err := base64.RawStdEncoding.DecodeString(text)
-	if err != nil {
-		return fmt.Errorf("sidekiq: poll state: not base64: %w", err)
-	}
-	zr, err := gzip.NewReader(bytes.NewReader(raw))
-	if err != nil {
-		return fmt.Errorf("sidekiq: poll state: %w", err)
-	}
-	data, err := io.ReadAll(io.LimitReader(zr, 1<<30))
-	if err != nil {
-		return fmt.Errorf("sidekiq: poll state: %w", err)
-	}
 	var st savedState
-	if err := json.Unmarshal(data, &st); err != nil {
+	if err := sources.UnpackJSON(text, &st); err != nil {
 		return fmt.Errorf("sidekiq: poll state: %w", err)
 	}
 	if st.V != stateVersion {
